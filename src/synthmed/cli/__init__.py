@@ -1,0 +1,1 @@
+"""The ``synthmed`` command line: thin commands over the public library functions."""

@@ -1,0 +1,66 @@
+"""Entry point of the ``synthmed`` command.
+
+Each subcommand builds a typed config and calls one library function; errors that
+synthmed raises on bad input (:class:`synthmed.errors.SynthmedError`) are shown as one
+red line and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from synthmed import __version__
+from synthmed.cli.caption import caption_command
+from synthmed.cli.data import data_app
+from synthmed.cli.demo import demo_command
+from synthmed.errors import SynthmedError
+
+app = typer.Typer(
+    name="synthmed",
+    help="Synthetic medical images you can trust and control: caption, train, generate, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.command("caption")(caption_command)
+app.command("demo")(demo_command)
+
+_err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"synthmed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=_err, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SynthmedError as err:
+        _err.print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,248 @@
+"""Dataset directories: the file format every synthmed stage reads and writes.
+
+Layout (a Hugging Face ``imagefolder``)::
+
+    DIR/metadata.jsonl   one JSON object (a DatasetRecord) per line
+    DIR/images/*.png     8- or 16-bit PNGs, grayscale stays grayscale
+    DIR/masks/*.png      optional lesion masks, same size as their image
+
+Writes are crash-safe: an image is written to a temporary file and renamed into place
+before its metadata line is appended with one ``write`` call and fsynced, so a killed job
+leaves at worst an image without a row, never a row without its image. A torn last line
+(power loss in the middle of the append) is cut off when the directory is next opened for
+writing. Whole-file rewrites (captioning, splitting) go through a temporary file and an
+atomic rename.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from synthmed.data.imageio import image_size, load_image, load_mask, save_png_atomic
+from synthmed.data.records import DatasetRecord
+from synthmed.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.jsonl"
+IMAGES_DIR = "images"
+MASKS_DIR = "masks"
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "row"
+        parts.append(f"field '{loc}': {e['msg']}")
+    return "; ".join(parts)
+
+
+def read_records(root: str | Path, *, check_files: bool = True) -> list[DatasetRecord]:
+    """Read and validate every row of ``root/metadata.jsonl``.
+
+    Args:
+        root: The dataset directory.
+        check_files: Also check that each image exists, is readable, and that its mask
+            (if any) exists with the same width and height. Reads file headers only.
+
+    Raises:
+        DataError: naming the file and line of the first bad row (bad JSON, an invalid or
+            unknown field value such as an unknown split, a duplicate file name, a missing
+            image or mask, or a mask whose size differs from its image).
+    """
+    root = Path(root)
+    meta = root / METADATA_FILE
+    if not root.is_dir():
+        raise DataError("dataset directory not found", root)
+    if not meta.is_file():
+        raise DataError(f"no {METADATA_FILE} in this directory; is it a synthmed dataset?", root)
+    records: list[DatasetRecord] = []
+    seen: dict[str, int] = {}
+    with meta.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", meta, lineno) from err
+            if not isinstance(obj, dict):
+                raise DataError(f"expected a JSON object, got {type(obj).__name__}", meta, lineno)
+            try:
+                rec = DatasetRecord.model_validate(obj)
+            except ValidationError as err:
+                raise DataError(_format_validation_error(err), meta, lineno) from err
+            if rec.file_name in seen:
+                raise DataError(f"duplicate file_name {rec.file_name!r} (first on line {seen[rec.file_name]})",
+                                meta, lineno)
+            seen[rec.file_name] = lineno
+            if check_files:
+                _check_files(root, rec, meta, lineno)
+            records.append(rec)
+    return records
+
+
+def _check_files(root: Path, rec: DatasetRecord, meta: Path, lineno: int) -> None:
+    img_path = root / rec.file_name
+    if not img_path.is_file():
+        raise DataError(f"image {rec.file_name!r} does not exist", meta, lineno)
+    try:
+        size = image_size(img_path)
+    except DataError as err:
+        raise DataError(f"image {rec.file_name!r} is not readable: {err}", meta, lineno) from err
+    if rec.mask_file_name is not None:
+        mask_path = root / rec.mask_file_name
+        if not mask_path.is_file():
+            raise DataError(f"mask {rec.mask_file_name!r} does not exist", meta, lineno)
+        try:
+            msize = image_size(mask_path)
+        except DataError as err:
+            raise DataError(f"mask {rec.mask_file_name!r} is not readable: {err}", meta, lineno) from err
+        if msize != size:
+            raise DataError(
+                f"mask {rec.mask_file_name!r} is {msize[0]}x{msize[1]} but image {rec.file_name!r} is "
+                f"{size[0]}x{size[1]} (width x height); they must match", meta, lineno)
+
+
+class ImageDataset:
+    """A dataset directory opened for reading.
+
+    Example:
+        >>> ds = ImageDataset("data/phantom")           # doctest: +SKIP
+        >>> rec = ds.records[0]; img = ds.image(rec)    # (H, W) uint8
+    """
+
+    def __init__(self, root: str | Path, *, check_files: bool = True):
+        self.root = Path(root)
+        self.records = read_records(self.root, check_files=check_files)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[DatasetRecord]:
+        return iter(self.records)
+
+    def image(self, rec: DatasetRecord) -> np.ndarray:
+        """The image of ``rec``, dtype and channels as stored."""
+        return load_image(self.root / rec.file_name)
+
+    def mask(self, rec: DatasetRecord) -> np.ndarray | None:
+        """The (H, W) bool lesion mask of ``rec``, or ``None`` when it has none."""
+        if rec.mask_file_name is None:
+            return None
+        return load_mask(self.root / rec.mask_file_name)
+
+    def split(self, name: str) -> list[DatasetRecord]:
+        """The records of one split ("train", "val" or "test")."""
+        return [r for r in self.records if r.split == name]
+
+
+def _repair_torn_tail(meta: Path) -> None:
+    """Cut a last line that lacks its newline (a write interrupted by power loss)."""
+    if not meta.exists() or meta.stat().st_size == 0:
+        return
+    with meta.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = meta.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        logger.warning("%s: removing an incomplete last line (%d bytes) left by an interrupted write",
+                       meta, len(data) - cut)
+        fh.truncate(cut)
+
+
+class DatasetWriter:
+    """Append images and rows to a dataset directory, crash-safely and resumably.
+
+    Args:
+        root: The dataset directory (created if missing).
+        overwrite: Start from an empty ``metadata.jsonl`` (existing images are left and
+            overwritten by name).
+
+    Attributes:
+        existing: file names already present, so a resumed job can skip them.
+    """
+
+    def __init__(self, root: str | Path, *, overwrite: bool = False):
+        self.root = Path(root)
+        (self.root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        self.meta = self.root / METADATA_FILE
+        if overwrite and self.meta.exists():
+            self.meta.unlink()
+        _repair_torn_tail(self.meta)
+        self.existing: set[str] = set()
+        if self.meta.exists():
+            self.existing = {r.file_name for r in read_records(self.root, check_files=False)}
+
+    def has(self, name: str) -> bool:
+        """Whether an image called ``name`` (e.g. "p001_s02.png") is already recorded."""
+        return f"{IMAGES_DIR}/{name}" in self.existing
+
+    def add(self, name: str, image: np.ndarray, *, mask: np.ndarray | None = None,
+            **fields: Any) -> DatasetRecord:
+        """Write one image (and mask) and append its row.
+
+        Args:
+            name: The file name inside ``images/`` (and ``masks/``), e.g. "p001_s02.png".
+            image: (H, W) uint8/uint16 or (H, W, 3) uint8 array.
+            mask: Optional (H, W) bool or uint8 array of the same height and width.
+            **fields: The other :class:`DatasetRecord` fields.
+
+        Raises:
+            DataError: the name is already recorded, or the mask size differs from the image.
+        """
+        if "/" in name or not name.endswith(".png"):
+            raise DataError(f"image name must be a plain file name ending in .png, got {name!r}")
+        file_name = f"{IMAGES_DIR}/{name}"
+        if file_name in self.existing:
+            raise DataError(f"{file_name!r} is already in the dataset", self.meta)
+        mask_file_name = None
+        if mask is not None:
+            if mask.shape[:2] != image.shape[:2]:
+                raise DataError(f"mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]} for {name!r}")
+            mask_file_name = f"{MASKS_DIR}/{name}"
+        record = DatasetRecord(file_name=file_name, mask_file_name=mask_file_name, **fields)
+        line = json.dumps(record.to_json_dict(), ensure_ascii=False) + "\n"
+        save_png_atomic(self.root / file_name, image)
+        if mask is not None:
+            save_png_atomic(self.root / mask_file_name, mask.astype(bool))
+        self._append(line)
+        self.existing.add(file_name)
+        return record
+
+    def _append(self, line: str) -> None:
+        data = line.encode("utf-8")
+        fd = os.open(self.meta, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):  # pragma: no cover - only on a full disk
+                raise OSError(f"short write to {self.meta}: {written} of {len(data)} bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_records(root: str | Path, records: Iterable[DatasetRecord]) -> None:
+    """Replace ``root/metadata.jsonl`` atomically with ``records`` (images are untouched)."""
+    root = Path(root)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-metadata-", suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec.to_json_dict(), ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, root / METADATA_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

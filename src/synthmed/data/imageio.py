@@ -1,0 +1,115 @@
+"""Reading and writing scan images faithfully.
+
+Grayscale stays single-channel and 16-bit stays 16-bit: arrays come back with the dtype
+they were written with (``uint8`` or ``uint16``, shape (H, W); RGB as (H, W, 3) ``uint8``).
+Masks are stored as 8-bit PNGs with lesion = 255 and read back as ``bool`` arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from synthmed.errors import DataError
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Load an image as an array: (H, W) uint8/uint16 for grayscale, (H, W, 3) uint8 for colour.
+
+    Raises:
+        DataError: the file is missing or is not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("image file not found", path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(img, dtype=np.uint16).copy()
+            if mode == "I":
+                arr = np.asarray(img)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise DataError(f"32-bit integer image with values outside [0, 65535]: {arr.min()}..{arr.max()}", path)
+                return arr.astype(np.uint16)
+            if mode == "L":
+                return np.asarray(img, dtype=np.uint8).copy()
+            if mode in ("1", "P", "LA"):
+                return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"not a readable image ({err})", path) from err
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """Load a lesion mask as a (H, W) bool array (any non-zero pixel is lesion)."""
+    arr = load_image(path)
+    if arr.ndim == 3:
+        arr = arr.max(axis=-1)
+    return arr > 0
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError as err:
+        raise DataError("image file not found", path) from err
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"not a readable image ({err})", path) from err
+
+
+def to_pil(array: np.ndarray) -> Image.Image:
+    """Convert an image array (uint8/uint16 grayscale, uint8 RGB, or bool mask) to PIL."""
+    # Pillow infers the mode from the dtype: uint8 -> "L" / "RGB", uint16 -> "I;16".
+    if array.dtype == bool:
+        return Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8) * 255)
+    if array.ndim == 2 and array.dtype in (np.uint8, np.uint16):
+        return Image.fromarray(np.ascontiguousarray(array))
+    if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(array))
+    raise ValueError(f"unsupported image array: shape {array.shape}, dtype {array.dtype}; "
+                     "expected (H, W) uint8/uint16/bool or (H, W, 3) uint8")
+
+
+def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
+    """Write a PNG so that ``path`` either does not exist or holds the complete image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            to_pil(array).save(fh, format="PNG")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_float01(array: np.ndarray) -> np.ndarray:
+    """Scale an integer image to float32 in [0, 1] by its dtype's range (not by its own min/max)."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == bool:
+        return array.astype(np.float32)
+    raise ValueError(f"expected a uint8, uint16 or bool image, got {array.dtype}")
+
+
+def quantize(array01: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Quantise a float image in [0, 1] to ``uint8`` (bits=8) or ``uint16`` (bits=16), rounding."""
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    top = 255 if bits == 8 else 65535
+    out = np.rint(np.clip(array01, 0.0, 1.0) * top)
+    return out.astype(np.uint8 if bits == 8 else np.uint16)

@@ -1,0 +1,1 @@
+"""Small shared helpers (provenance, hashing, logging)."""

@@ -1,0 +1,95 @@
+"""What produced an artifact: package versions, git revision, data hashes, seeds.
+
+Every model directory and run directory carries a ``synthmed.json`` built from
+:func:`provenance`, so a number can always be traced back to what made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("synthmed", "torch", "diffusers", "transformers", "peft", "accelerate", "numpy", "scipy",
+             "pillow", "nilearn")
+
+
+def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages that matter for reproducibility (None if absent)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision(path: str | Path | None = None) -> str | None:
+    """The git commit of the checkout containing ``path`` (default: this package), or None."""
+    here = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_dataset(root: str | Path) -> str:
+    """A content hash of a dataset directory: its metadata and every file it names.
+
+    Two directories with the same rows and the same image bytes hash the same,
+    wherever they are.
+    """
+    from synthmed.data.dataset import METADATA_FILE, read_records
+
+    root = Path(root)
+    h = hashlib.sha256()
+    h.update(hash_file(root / METADATA_FILE).encode())
+    for rec in read_records(root, check_files=False):
+        for name in (rec.file_name, rec.mask_file_name):
+            if name:
+                h.update(name.encode())
+                h.update(hash_file(root / name).encode())
+    return h.hexdigest()
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """A provenance record: versions, git revision, platform, plus ``extra`` (config, seeds...)."""
+    return {
+        "packages": package_versions(),
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **extra,
+    }
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
