@@ -18,6 +18,7 @@ from synthmed import __version__
 from synthmed.cli.caption import caption_command
 from synthmed.cli.data import data_app
 from synthmed.cli.demo import demo_command
+from synthmed.cli.phantom import phantom_command
 from synthmed.errors import SynthmedError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+data_app.command("phantom")(phantom_command)
 app.add_typer(data_app, name="data")
 app.command("caption")(caption_command)
 app.command("demo")(demo_command)

@@ -36,6 +36,11 @@ class DatasetRecord(BaseModel):
     source: str = "real"
     spacing_mm: float | None = Field(default=None, gt=0, description="pixel spacing in mm (square pixels)")
     windowing: dict[str, Any] | None = None
+    # Set by `synthmed caption`: the captioner, and what the row held before its first captioning.
+    captioner: str | None = None
+    original_findings: AnyFindings | None = None
+    original_text: str | None = None
+    caption_error: str | None = None
     # Generated rows only.
     prompt: str | None = None
     requested_findings: AnyFindings | None = None
@@ -45,7 +50,7 @@ class DatasetRecord(BaseModel):
     scheduler: str | None = None
     model_id: str | None = None
 
-    @field_validator("findings", "requested_findings", mode="before")
+    @field_validator("findings", "requested_findings", "original_findings", mode="before")
     @classmethod
     def _parse_findings(cls, value: Any) -> Any:
         if isinstance(value, dict):

@@ -1,0 +1,100 @@
+"""The captioner contract and registry.
+
+A captioner turns images (with an optional lesion mask and pixel spacing) into structured
+findings plus the raw reply it was derived from. Every captioner — mask analysis, a local
+VLM, a remote VLM — has the same contract, so stages and evaluations never special-case one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from synthmed.errors import ConfigError
+from synthmed.findings.schema import BrainMRIFindings, GenericFindings, GIEndoscopyFindings
+
+AnyFindings = BrainMRIFindings | GIEndoscopyFindings | GenericFindings
+
+
+@dataclass(frozen=True)
+class CaptionInput:
+    """One image to caption.
+
+    Attributes:
+        key: A stable identifier (the dataset file name), for caching and errors.
+        image: (H, W) uint8/uint16 or (H, W, 3) uint8 array, as stored.
+        mask: Optional (H, W) bool lesion mask.
+        spacing_mm: Pixel spacing in mm, if known.
+        modality: "brain_mri", "gi_endoscopy" or "generic".
+    """
+
+    key: str
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    spacing_mm: float | None = None
+    modality: str = "brain_mri"
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """What a captioner says about one image.
+
+    ``findings`` is None when the captioner could not produce valid findings; ``error``
+    then says why and ``raw`` keeps what it replied. Never a silent default.
+    """
+
+    key: str
+    findings: AnyFindings | None
+    raw: str | None = None
+    error: str | None = None
+
+
+class Captioner(Protocol):
+    """Images -> findings."""
+
+    name: str
+
+    def caption(self, items: Sequence[CaptionInput]) -> list[CaptionResult]:
+        """Caption a batch; one result per input, in order."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., Captioner]] = {}
+
+
+def register_captioner(prefix: str) -> Callable[[Callable[..., Captioner]], Callable[..., Captioner]]:
+    """Register a captioner factory under a name (``mask``) or a prefix (``hf``, ``api``).
+
+    A name ``"hf:some/model"`` calls the ``hf`` factory with ``model="some/model"``.
+    """
+
+    def deco(factory: Callable[..., Captioner]) -> Callable[..., Captioner]:
+        _REGISTRY[prefix] = factory
+        return factory
+
+    return deco
+
+
+def captioner_names() -> list[str]:
+    """Registered captioner names (prefixes shown as ``prefix:<model>``)."""
+    from synthmed.caption import mask  # noqa: F401  (registers itself)
+
+    return sorted(_REGISTRY)
+
+
+def get_captioner(name: str, **options: object) -> Captioner:
+    """Build a captioner by name, e.g. ``"mask"``.
+
+    Raises:
+        ConfigError: unknown name (the message lists the valid ones).
+    """
+    names = captioner_names()
+    prefix, _, model = name.partition(":")
+    if prefix not in _REGISTRY:
+        raise ConfigError(f"unknown captioner {name!r}; available: {', '.join(names)}")
+    if model:
+        options = {**options, "model": model}
+    return _REGISTRY[prefix](**options)

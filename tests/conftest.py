@@ -1,0 +1,17 @@
+"""Shared fixtures: tiny datasets built in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthmed.data.phantom import PhantomConfig, generate_phantom
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 48-slice, 96 px phantom dataset (read-only: copy it before modifying)."""
+    out = tmp_path_factory.mktemp("phantom") / "ph"
+    generate_phantom(PhantomConfig(out=out, n=48, size=96, seed=5, workers=1), progress=False)
+    return out
