@@ -15,3 +15,12 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "ph"
     generate_phantom(PhantomConfig(out=out, n=48, size=96, seed=5, workers=1), progress=False)
     return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The fast suite never touches the network: no model hub, no dataset host.
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
