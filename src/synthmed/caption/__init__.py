@@ -1,6 +1,6 @@
 """Captioners: images (+ masks) -> structured findings."""
 
-from synthmed.caption.base import CaptionInput, CaptionResult, Captioner, captioner_names, get_captioner
+from synthmed.caption.base import Captioner, CaptionInput, CaptionResult, captioner_names, get_captioner
 from synthmed.caption.mask import MaskCaptioner, MaskCaptionerConfig
 from synthmed.caption.runner import CaptionSummary, caption_dataset
 

@@ -35,7 +35,8 @@ def load_image(path: str | Path) -> np.ndarray:
             if mode == "I":
                 arr = np.asarray(img)
                 if arr.min() < 0 or arr.max() > 65535:
-                    raise DataError(f"32-bit integer image with values outside [0, 65535]: {arr.min()}..{arr.max()}", path)
+                    raise DataError(
+                        f"32-bit integer image with values outside [0, 65535]: {arr.min()}..{arr.max()}", path)
                 return arr.astype(np.uint16)
             if mode == "L":
                 return np.asarray(img, dtype=np.uint8).copy()

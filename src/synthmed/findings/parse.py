@@ -35,7 +35,8 @@ def _first(patterns: list[tuple[str, str]], text: str) -> str | None:
 
 _NEGATED_TUMOUR = (
     r"\bno (?:evidence of (?:a |any )?)?(?:visible |focal |obvious )?(?:tumou?r|lesion|mass(?! effect)|neoplasm)s?\b"
-    r"|\bwithout (?:a |any )?(?:tumou?r|lesion)|\b(?:tumou?r|lesion)[- ]free\b|\bhealthy\b|\bnormal (?:brain|scan|study)\b"
+    r"|\bwithout (?:a |any )?(?:tumou?r|lesion)|\b(?:tumou?r|lesion)[- ]free\b"
+    r"|\bhealthy\b|\bnormal (?:brain|scan|study)\b"
     r"|\bnotumou?r\b"
 )
 _TUMOUR = r"\b(?:tumou?rs?|lesions?|mass(?! effect)|masses|neoplasms?|gliomas?|meningiomas?|adenomas?|metastas[ie]s)\b"

@@ -36,7 +36,6 @@ from synthmed.data.phantom.anatomy import (
     sample_head,
 )
 from synthmed.data.phantom.tumour import (
-    SIZE_RANGES_MM,
     TumourSpec,
     mass_effect_coords,
     max_radius_mm,

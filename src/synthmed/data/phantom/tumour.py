@@ -91,7 +91,8 @@ def max_radius_mm(spec: TumourSpec) -> float:
     return float(outline_radius_mm(spec, np.linspace(0, 2 * np.pi, 360, endpoint=False)).max())
 
 
-def polar_grid(size: int, centre: tuple[float, float], spacing: float, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def polar_grid(size: int, centre: tuple[float, float], spacing: float,
+               angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Distance (mm) and angle relative to a long axis at ``angle_deg``, for every pixel."""
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
     dy = (rows - centre[0]) * spacing

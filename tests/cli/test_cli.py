@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from synthmed.cli.main import app
+
+runner = CliRunner()
+
+
+def _all_command_paths(cmd, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    if hasattr(cmd, "commands"):  # a group (typer may use its own click)
+        for name, sub in cmd.commands.items():
+            paths += _all_command_paths(sub, prefix + (name,))
+    return paths
+
+
+def test_every_command_has_help():
+    paths = _all_command_paths(get_command(app))
+    assert ("data", "phantom") in paths and ("caption",) in paths and ("demo",) in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_phantom_then_caption_via_cli(tmp_path):
+    out = tmp_path / "ph"
+    r = runner.invoke(app, ["data", "phantom", "--out", str(out), "--n", "12", "--size", "64", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["caption", str(out), "--captioner", "mask"])
+    assert r.exit_code == 0, r.output
+    assert "captioned 12 of 12" in r.output
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert all(row["captioner"] == "mask" and row["original_findings"] for row in rows)
+
+
+def test_user_errors_exit_2_with_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "synthmed.cli.main", "caption", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "dataset directory not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "synthmed.cli.main", "data", "phantom", "--out",
+                           str(tmp_path / "x"), "--tumor-fraction", "2"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "tumor_fraction must be in [0, 1]" in proc.stderr
+
+
+def test_unknown_captioner_lists_names(tmp_path):
+    from synthmed.errors import ConfigError
+
+    r = runner.invoke(app, ["caption", str(tmp_path), "--captioner", "gpt-17"])
+    assert isinstance(r.exception, ConfigError) and "available: mask" in str(r.exception)
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.startswith("synthmed ")
