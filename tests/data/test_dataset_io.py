@@ -130,3 +130,16 @@ def test_huggingface_imagefolder_opens_a_synthmed_dataset(tmp_path):
     ds = datasets.load_dataset("imagefolder", data_dir=str(tmp_path), split="train")
     assert len(ds) == 2 and ds[0]["text"] == "x" and ds[0]["findings"]["tumor_present"] is True
     assert ds[0]["image"].size == (20, 24) and ds[0]["mask"] is not None
+
+
+def test_writer_refuses_names_that_break_imagefolder(tmp_path):
+    from synthmed.data.dataset import safe_image_name
+
+    w = DatasetWriter(tmp_path)
+    with pytest.raises(DataError, match="split word 'test'"):
+        w.add("test_glioma_1.png", _img())
+    with pytest.raises(DataError, match="plain file name"):
+        w.add("a b.png", _img())
+    assert safe_image_name("test", "glioma 1") == "te_glioma_1.png"
+    w.add(safe_image_name("Testing", "x"), _img())  # "Testing" -> "te"
+    assert read_records(tmp_path)[0].file_name == "images/te_x.png"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,6 +37,38 @@ logger = logging.getLogger(__name__)
 METADATA_FILE = "metadata.jsonl"
 IMAGES_DIR = "images"
 MASKS_DIR = "masks"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Words that Hugging Face ``imagefolder`` reads as split names when they stand between
+#: separators in a file name: a single such name makes it infer splits from file names and
+#: ignore ``metadata.jsonl``. Image names must not contain them; use the abbreviations.
+_SPLIT_WORDS = {"train": "tr", "training": "tr", "validation": "va", "valid": "va", "val": "va", "dev": "dv",
+                "test": "te", "testing": "te", "eval": "ev", "evaluation": "ev"}
+_WORDS = re.compile(r"[A-Za-z]+")
+
+
+def safe_image_name(*parts: str) -> str:
+    """Join ``parts`` with ``_`` into a PNG file name that every reader takes as intended.
+
+    Unsafe characters become ``_``, and split words standing alone ("test", "train", ...)
+    are abbreviated ("te", "tr", ...): ``safe_image_name("train", "glioma", "1")`` ->
+    ``"tr_glioma_1.png"``.
+    """
+    stem = "_".join(_UNSAFE.sub("_", p).strip("_") for p in parts if p)
+    stem = _WORDS.sub(lambda m: _SPLIT_WORDS.get(m.group(0).lower(), m.group(0)), stem)
+    return f"{stem or 'image'}.png"
+
+
+def _check_image_name(name: str) -> None:
+    if "/" in name or not name.endswith(".png") or _UNSAFE.search(name):
+        raise DataError(f"image name must be a plain file name of [A-Za-z0-9._-] ending in .png, got {name!r} "
+                        "(safe_image_name() makes one)")
+    words = [w for w in _WORDS.findall(name[:-4]) if w.lower() in _SPLIT_WORDS]
+    if words:
+        raise DataError(f"image name {name!r} contains the split word {words[0]!r}, which makes Hugging Face "
+                        f"imagefolder ignore metadata.jsonl; use safe_image_name() (e.g. "
+                        f"{safe_image_name(name[:-4])!r})")
 
 
 def _format_validation_error(err: ValidationError) -> str:
@@ -201,8 +234,7 @@ class DatasetWriter:
         Raises:
             DataError: the name is already recorded, or the mask size differs from the image.
         """
-        if "/" in name or not name.endswith(".png"):
-            raise DataError(f"image name must be a plain file name ending in .png, got {name!r}")
+        _check_image_name(name)
         file_name = f"{IMAGES_DIR}/{name}"
         if file_name in self.existing:
             raise DataError(f"{file_name!r} is already in the dataset", self.meta)

@@ -10,7 +10,7 @@ scanner values to pixels is never lost:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -55,7 +55,8 @@ class Windowing:
             lo, hi = float(finite.min()), float(finite.max())
         scale = hi - lo if hi > lo else 1.0
         out = np.clip((np.nan_to_num(raw, nan=lo) - lo) / scale, 0.0, 1.0).astype(np.float32)
-        record = {k: v for k, v in asdict(self).items() if v is not None}
+        relevant = {"percentile": ("low", "high"), "window": ("center", "width"), "minmax": ()}[self.method]
+        record: dict[str, Any] = {"method": self.method, **{k: getattr(self, k) for k in relevant}}
         record.update(raw_low=float(lo), raw_high=float(hi))
         return out, record
 
