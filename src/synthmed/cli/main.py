@@ -18,7 +18,12 @@ from synthmed import __version__
 from synthmed.cli.caption import caption_command
 from synthmed.cli.data import data_app
 from synthmed.cli.demo import demo_command
+from synthmed.cli.evaluate import evaluate_app
+from synthmed.cli.evaluate_fidelity import fidelity_command, privacy_command
+from synthmed.cli.generate import generate_command
+from synthmed.cli.judge import judge_command
 from synthmed.cli.phantom import phantom_command
+from synthmed.cli.train import train_app
 from synthmed.errors import SynthmedError
 
 app = typer.Typer(
@@ -32,6 +37,12 @@ data_app.command("phantom")(phantom_command)
 app.add_typer(data_app, name="data")
 app.command("caption")(caption_command)
 app.command("demo")(demo_command)
+train_app.command("judge")(judge_command)
+app.add_typer(train_app, name="train")
+app.command("generate")(generate_command)
+evaluate_app.command("fidelity")(fidelity_command)
+evaluate_app.command("privacy")(privacy_command)
+app.add_typer(evaluate_app, name="evaluate")
 
 _err = Console(stderr=True)
 

@@ -1,0 +1,88 @@
+"""Train the findings judge on the phantom benchmark and measure it; then score two stand-in generators.
+
+Usage: python benchmarks/bench_judge.py [--n 2000] [--preset cpu] [--data DIR] [--out judge-bench.json]
+
+Prints the training time, the judge's per-attribute accuracy on real test images (with
+Wilson 95 % intervals and a presence breakdown by tumour signal and size), and the
+adherence it reports for a perfect stand-in generator (a phantom drawn with another seed
+whose requested findings are its true findings) and for one that puts every tumour in
+the wrong hemisphere. Quality bar: presence and hemisphere >= 0.95 on real test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from synthmed.classify.metrics import wilson_interval
+from synthmed.data.dataset import ImageDataset
+from synthmed.data.phantom import PhantomConfig, generate_phantom
+from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
+from synthmed.evaluate.standin import make_standin, set_requested
+from synthmed.judge import FindingsJudge, JudgeTrainConfig, train_judge
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, help="real dataset (default: a fresh phantom)")
+    ap.add_argument("--n", type=int, default=2000, help="phantom slices when --data is not given")
+    ap.add_argument("--n-fake", type=int, default=400, help="stand-in generated images")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, help="keep data and judge here (default: a temporary directory)")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        real = args.data
+        if real is None:
+            real = work / "phantom"
+            t0 = time.perf_counter()
+            generate_phantom(PhantomConfig(out=real, n=args.n, size=128, seed=0, workers=0), progress=False)
+            print(f"phantom: {args.n} slices in {time.perf_counter() - t0:.0f} s")
+        report = train_judge(JudgeTrainConfig(data=real, out=work / "judge", preset=args.preset, epochs=args.epochs,
+                                              threads=args.threads, seed=args.seed), progress=False)
+        print(f"judge ({args.preset}): trained on {report.n_train} images in {report.seconds:.0f} s "
+              f"(best epoch {report.fit.best_epoch} of {report.fit.epochs_run})")
+        print(f"accuracy on {report.n_test} real test images [Wilson 95% CI]:")
+        figures: dict[str, object] = {"train_seconds": report.seconds, "n_train": report.n_train,
+                                      "n_test": report.n_test, "real_test": {}}
+        for name, agg in report.real_test.items():
+            if agg.n:
+                lo, hi = wilson_interval(agg.correct, agg.n)
+                print(f"  {name:15s} {agg.accuracy:.3f} [{lo:.3f}, {hi:.3f}]  (n={agg.n})")
+                figures["real_test"][name] = {"accuracy": agg.accuracy, "ci95": [lo, hi], "n": agg.n}  # type: ignore[index]
+        ds = ImageDataset(real)
+        test = ds.split("test")
+        judge = FindingsJudge.from_pretrained(work / "judge")
+        pred = judge.predict_dataset(ds, test, progress=False)
+        seen, right = collections.Counter(), collections.Counter()
+        for rec, p in zip(test, pred, strict=True):
+            f = rec.original_findings or rec.findings
+            key = "no tumour" if not f.tumor_present else f"{f.intensity} {f.size_category}"
+            seen[key] += 1
+            right[key] += int(p.tumor_present == f.tumor_present)
+        print("presence accuracy by tumour signal and size:")
+        for key in sorted(seen):
+            print(f"  {key:28s} {right[key] / seen[key]:.2f}  (n={seen[key]})")
+        figures["presence_by_kind"] = {k: {"accuracy": right[k] / seen[k], "n": seen[k]} for k in seen}
+        fake = make_standin(work / "fake", n=args.n_fake, size=128, seed=101, requested="truth", workers=0)
+        for mode in ("truth", "flip-hemisphere"):
+            set_requested(fake, mode)
+            adh = evaluate_adherence(AdherenceConfig(fake=fake, judge=work / "judge"), progress=False)
+            acc = {k: v.accuracy for k, v in adh.agreements.items() if v.n}
+            print(f"adherence, stand-in generator '{mode}': "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+            figures[f"adherence_{mode}"] = acc
+        if args.out:
+            args.out.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""``synthmed evaluate downstream | adherence | captions``: thin shells over synthmed.evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from synthmed.utils.configs import load_config
+
+evaluate_app = typer.Typer(help="Measure how useful, controllable and accurate images and captions are.",
+                           no_args_is_help=True)
+_console = Console()
+
+
+def _seeds(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(s) for s in value.replace(",", " ").split()]
+    except ValueError as err:
+        raise typer.BadParameter(f"expected integers separated by commas, got {value!r}",
+                                 param_hint="--seeds") from err
+
+
+def _floats(value: str | None, name: str) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(s) for s in value.replace(",", " ").split()]
+    except ValueError as err:
+        raise typer.BadParameter(f"expected numbers separated by commas, got {value!r}", param_hint=name) from err
+
+
+@evaluate_app.command("downstream")
+def downstream_command(
+    real: Path = typer.Option(None, "--real", help="Real dataset directory (patient-level train/val/test)."),
+    synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic dataset directory."),
+    out: Path = typer.Option(None, "--out", help="Metrics JSON file to write."),
+    preset: str = typer.Option(None, "--preset", help="Classifier preset: paper (seed 000's ViT), cpu, quick."),
+    epochs: int = typer.Option(None, "--epochs", help="Override the preset's epochs."),
+    image_size: int = typer.Option(None, "--image-size", help="Override the preset's image size."),
+    seeds: str = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2 (one model per seed and condition)."),
+    task: str = typer.Option(None, "--task", help="binary (tumour vs none) or multiclass."),
+    ratios: str = typer.Option(None, "--ratios", help="Synthetic per real image in the mixes, e.g. 0.5,1,2."),
+    low_data_fraction: float = typer.Option(None, "--low-data-fraction",
+                                            help="Fraction of real training patients in the low-data regime."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+) -> None:
+    """Train the classifier on real, synthetic, mixed and low-data sets; test on held-out real images."""
+    from synthmed.evaluate.downstream import DownstreamConfig, evaluate_downstream
+    from synthmed.evaluate.downstream_report import downstream_tables
+
+    cfg = load_config(DownstreamConfig, config, {
+        "real": real, "synthetic": synthetic, "out": out, "preset": preset, "epochs": epochs,
+        "image_size": image_size, "seeds": _seeds(seeds), "task": task, "ratios": _floats(ratios, "--ratios"),
+        "low_data_fraction": low_data_fraction, "threads": threads})
+    report = evaluate_downstream(cfg)
+    for table in downstream_tables(report):
+        _console.print(table)
+    typer.echo(f"wrote {cfg.out}")
+
+
+@evaluate_app.command("adherence")
+def adherence_command(
+    fake: Path = typer.Option(None, "--fake", help="Generated dataset directory (rows with requested_findings)."),
+    judge: Path = typer.Option(None, "--judge", help="Judge directory from `synthmed train judge`."),
+    out: Path = typer.Option(None, "--out", help="JSON report to write."),
+    threshold: float = typer.Option(None, "--threshold", help="Presence probability meaning 'tumour'."),
+    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+) -> None:
+    """Score each generated image against the findings its prompt requested, with a trained judge."""
+    from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
+    from synthmed.evaluate.report import agreement_table
+
+    cfg = load_config(AdherenceConfig, config, {"fake": fake, "judge": judge, "out": out, "threshold": threshold})
+    report = evaluate_adherence(cfg)
+    _console.print(agreement_table({"generated": report.agreements}, first="images",
+                                   title=f"Prompt adherence (judge: {cfg.judge})"))
+    judge_row = {k: v for k, v in report.judge_real_test_accuracy.items() if v is not None}
+    _console.print("judge accuracy on real test images: "
+                   + ", ".join(f"{k} {v:.2f}" for k, v in judge_row.items()), highlight=False)
+    if report.unreliable:
+        _console.print(f"[yellow]the judge itself is below {cfg.min_judge_accuracy:.2f} on real images for: "
+                       f"{', '.join(report.unreliable)}[/]")
+    if cfg.out is not None:
+        typer.echo(f"wrote {cfg.out}")
+
+
+@evaluate_app.command("captions")
+def captions_command(
+    pred: Path = typer.Option(None, "--pred", help="Captioned dataset directory, or a .json/.jsonl of predictions."),
+    ref: Path = typer.Option(None, "--ref", help="Reference dataset directory."),
+    out: Path = typer.Option(None, "--out", help="JSON report to write."),
+    name: str = typer.Option(None, "--name", help="Captioner name for predictions without a 'captioner' field."),
+    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+) -> None:
+    """Per-attribute accuracy of each captioner's findings against reference findings (seed 000's table)."""
+    from synthmed.evaluate.captions import CaptionEvalConfig, evaluate_captions
+    from synthmed.evaluate.report import agreement_table
+
+    cfg = load_config(CaptionEvalConfig, config, {"pred": pred, "ref": ref, "out": out, "name": name})
+    report = evaluate_captions(cfg)
+    _console.print(agreement_table(report.agreements, first="captioner",
+                                   title=f"Caption accuracy against {cfg.ref} ({report.n_reference} images)"))
+    for cap, n in report.missing.items():
+        if n:
+            _console.print(f"[yellow]{cap}: {n} reference images have no prediction (counted as wrong)[/]")
+    if cfg.out is not None:
+        typer.echo(f"wrote {cfg.out}")

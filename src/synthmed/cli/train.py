@@ -1,0 +1,38 @@
+"""``synthmed train``: train generative models (``ldm`` so far)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+train_app = typer.Typer(help="Train generative models.", no_args_is_help=True)
+
+
+@train_app.command("ldm")
+def ldm_command(
+    data: Path | None = typer.Option(None, "--data", help="Captioned dataset directory (rows need 'text')."),
+    out: Path | None = typer.Option(None, "--out", help="Model directory (a diffusers pipeline folder)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (e.g. configs/ldm-demo.yaml)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps of each stage."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget for both stages together."),
+    resolution: int | None = typer.Option(None, "--resolution", help="Square image side in pixels."),
+    text_encoder: str | None = typer.Option(None, "--text-encoder",
+                                            help="Hub id, local path, or alias (minilm, clip-vit-l-14)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every random draw."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in --out."),
+    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Train a text-conditioned latent diffusion model from scratch (autoencoder, then UNet)."""
+    from synthmed.train.ldm import LDMTrainConfig, train_ldm
+    from synthmed.utils.configs import load_config
+
+    overrides = {"data": str(data) if data else None, "out": str(out) if out else None, "max_steps": max_steps,
+                 "minutes": minutes, "resolution": resolution, "text_encoder": text_encoder, "seed": seed,
+                 "resume": resume or None, "overwrite": overwrite or None, "mixed_precision": mixed_precision,
+                 "progress": False if no_progress else None}
+    cfg = load_config(LDMTrainConfig, config, overrides)
+    path = train_ldm(cfg)
+    typer.echo(f"model saved to {path}")

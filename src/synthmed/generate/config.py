@@ -1,0 +1,63 @@
+"""The typed configuration of ``synthmed generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class GenerateConfig(BaseModel):
+    """What to generate, from which model, and how.
+
+    Exactly one prompt source is set: ``prompts``, ``prompts_file`` or ``findings_grid``
+    (a spec such as ``"presence x hemisphere x size x shape"``, ``"default"``, or
+    ``"balanced:DATASET_DIR"``; see :mod:`synthmed.generate.prompts`).
+
+    Attributes:
+        model: A diffusers text-to-image pipeline folder or hub id.
+        out: The dataset directory to write (or resume).
+        seed: Base seed; image ``i`` uses the seed derived from (seed, i), stored in its row.
+        batch_size: Images per pipeline call; changes speed, not which seed an image gets.
+        loras: LoRA folders/files loaded with ``pipe.load_lora_weights``.
+        embeddings: Textual-inversion files loaded with ``pipe.load_textual_inversion``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    out: Path
+    prompts: list[str] = Field(default_factory=list)
+    prompts_file: Path | None = None
+    findings_grid: str | None = None
+    num_prompts: int | None = Field(None, ge=1, description="with balanced:DIR, how many prompts to draw")
+    balance_presence: bool = True
+    n_per_prompt: int = Field(1, ge=1)
+    steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(3.0, ge=0)
+    scheduler: str = "dpm-solver++"
+    seed: int = 0
+    batch_size: int = Field(8, ge=1)
+    negative_prompt: str | None = None
+    loras: list[str] = Field(default_factory=list)
+    lora_scale: float = 1.0
+    embeddings: list[str] = Field(default_factory=list)
+    height: int | None = Field(None, ge=8)
+    width: int | None = Field(None, ge=8)
+    bits: Literal[8, 16] = 8
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GenerateConfig:
+        sources = [n for n, v in (("prompts", self.prompts), ("prompts_file", self.prompts_file),
+                                  ("findings_grid", self.findings_grid)) if v]
+        if len(sources) != 1:
+            raise ValueError("give exactly one prompt source (prompt, prompts file or findings grid), got "
+                             + (", ".join(sources) if sources else "none"))
+        return self
+
+    def run_identity(self) -> dict:
+        """The settings that decide which images a run produces (checked when resuming)."""
+        return self.model_dump(mode="json", exclude={"out", "batch_size", "progress", "device"})

@@ -1,0 +1,144 @@
+"""``generate``: prompts -> images -> a dataset directory, resumable and reproducible.
+
+Image ``i`` (prompt ``i // n_per_prompt``, sample ``i % n_per_prompt``) is named
+``gen_{i:06d}.png`` and seeded with ``derive_seed(seed, i)`` (stored in its row as
+``seed``: ``torch.Generator().manual_seed(row.seed)`` in vanilla diffusers redraws it).
+Batches are fixed index ranges, so a resumed run recomputes exactly what the first run
+would have, and rows it already wrote are skipped. The same seed and batch size give the
+same image bit for bit on a CPU; another batch size changes the floating-point reduction
+order inside the networks, i.e. at most rare 1-level differences in 8-bit pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthmed.data.dataset import DatasetWriter
+from synthmed.data.imageio import quantize
+from synthmed.errors import ConfigError
+from synthmed.findings.schema import BrainMRIFindings
+from synthmed.generate.config import GenerateConfig
+from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id, resolve_device
+from synthmed.generate.prompts import PromptSpec, collect_prompts
+from synthmed.generate.schedulers import check_scheduler_name
+from synthmed.utils.provenance import provenance, write_json_atomic
+from synthmed.utils.seeding import derive_seed
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "generate.json"
+
+
+def image_name(index: int) -> str:
+    return f"gen_{index:06d}.png"
+
+
+def image_seed(base_seed: int, index: int) -> int:
+    """The generator seed of image ``index`` of a run with ``base_seed``."""
+    return derive_seed(base_seed, index)
+
+
+def _check_resume(out: Path, identity: dict) -> None:
+    run_file = out / RUN_FILE
+    meta = out / "metadata.jsonl"
+    if not run_file.is_file() or not meta.is_file() or meta.stat().st_size == 0:
+        return  # nothing generated yet
+    previous = json.loads(run_file.read_text()).get("identity", {})
+    if previous != identity:
+        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+        raise ConfigError(f"{out}: already holds images generated with other settings (differs in: "
+                          f"{', '.join(changed)}); rerun with the same settings to resume, or choose another --out")
+
+
+def _to_array(image: np.ndarray, bits: int) -> np.ndarray:
+    """(H, W, C) float in [0, 1] -> (H, W) or (H, W, 3) unsigned integers."""
+    if image.shape[-1] == 1:
+        return quantize(image[..., 0], bits)
+    return quantize(image, 8)  # colour PNGs are 8-bit
+
+
+def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> dict:
+    fields = {"text": spec.text, "prompt": spec.text, "requested_findings": spec.findings, "seed": seed,
+              "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "scheduler": cfg.scheduler,
+              "model_id": mid, "source": f"generated:{mid}"}
+    if isinstance(spec.findings, BrainMRIFindings):
+        fields["label"] = "tumor" if spec.findings.tumor_present else "no_tumor"
+    return fields
+
+
+def generate(config: GenerateConfig) -> Path:
+    """Generate ``n_per_prompt`` images per prompt into a dataset directory.
+
+    Args:
+        config: Model, prompts, sampler and output settings.
+
+    Returns:
+        ``config.out``: a dataset directory (``metadata.jsonl`` + ``images/``) whose rows
+        carry prompt, text, requested_findings, seed, steps, guidance_scale, scheduler,
+        model_id and ``source="generated:<model id>"``.
+
+    Raises:
+        ConfigError: unknown scheduler, bad prompt source, unloadable model/LoRA/embedding,
+            or ``out`` holding a run with other settings.
+        DataError: a ``balanced:DIR`` dataset without findings.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config
+    out = Path(cfg.out)
+    # Check every input before loading the model.
+    check_scheduler_name(cfg.scheduler)
+    specs = collect_prompts(prompts=cfg.prompts, prompts_file=cfg.prompts_file, findings_grid_spec=cfg.findings_grid,
+                            num_prompts=cfg.num_prompts, balance_presence=cfg.balance_presence, seed=cfg.seed)
+    check_model_reference(cfg.model)
+    identity = cfg.run_identity()
+    _check_resume(out, identity)
+    device = resolve_device(cfg.device)
+
+    total = len(specs) * cfg.n_per_prompt
+    writer = DatasetWriter(out)
+    write_json_atomic(out / RUN_FILE, {"identity": identity, "num_images": total, "num_prompts": len(specs)})
+    batches = [list(range(i, min(i + cfg.batch_size, total))) for i in range(0, total, cfg.batch_size)]
+    pending = [b for b in batches if not all(writer.has(image_name(i)) for i in b)]
+    done = sum(writer.has(image_name(i)) for i in range(total))
+    mid = model_id(cfg.model)
+    t0 = time.monotonic()
+    if pending:
+        pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
+                             embeddings=cfg.embeddings, device=device)
+        logger.info("generating %d images (%d prompts x %d), %d already written", total, len(specs),
+                    cfg.n_per_prompt, done)
+        bar = tqdm(total=total, initial=done, desc="generate", unit="img", disable=not cfg.progress)
+        for batch in pending:
+            batch_specs = [specs[i // cfg.n_per_prompt] for i in batch]
+            seeds = [image_seed(cfg.seed, i) for i in batch]
+            kwargs = {}
+            if cfg.negative_prompt is not None:
+                kwargs["negative_prompt"] = [cfg.negative_prompt] * len(batch)
+            if cfg.height is not None:
+                kwargs["height"] = cfg.height
+            if cfg.width is not None:
+                kwargs["width"] = cfg.width
+            images = pipe(prompt=[s.text for s in batch_specs], num_inference_steps=cfg.steps,
+                          guidance_scale=cfg.guidance_scale, output_type="np",
+                          generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
+            for i, spec, seed, image in zip(batch, batch_specs, seeds, images, strict=True):
+                name = image_name(i)
+                if writer.has(name):
+                    continue
+                writer.add(name, _to_array(np.asarray(image), cfg.bits), **_row_fields(spec, cfg, seed, mid))
+                bar.update(1)
+        bar.close()
+    else:
+        logger.info("%s: all %d images already written", out, total)
+    seconds = time.monotonic() - t0
+    write_json_atomic(out / "synthmed.json", provenance(
+        kind="generated", config=cfg.model_dump(mode="json"), model_id=mid, num_images=total,
+        num_prompts=len(specs), newly_generated=total - done, seconds=seconds))
+    return out

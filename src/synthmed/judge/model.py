@@ -1,0 +1,159 @@
+"""The findings judge network: where is the lesion, and what does it look like?
+
+A small U-Net (Ronneberger et al. 2015) predicts a lesion map at 1/4 of the input
+resolution. The map serves three ends:
+
+* presence: the image-level tumour logit is the calibrated *maximum* of the map
+  (multiple-instance pooling), so "is there a tumour" and "where is it" are the same
+  evidence;
+* attention: a softmax over the map pools the features under the lesion, which feed the
+  attribute heads (intensity, shape, size, orientation, edema, mass effect);
+* location: the attention-weighted centroid (x, y) and a coarse whole-slice layout vector
+  (the flattened bottleneck) feed the hemisphere and lobe heads.
+
+Coordinate channels (CoordConv, Liu et al. 2018) make the features position-aware. When
+masks are available the map is supervised densely, which is what lets the judge train in
+minutes on a CPU; rows without a mask train presence and the heads only.
+
+Every head is a linear layer over a shared hidden vector; its loss is masked (ignore
+index -1) where the reference does not state the attribute (no tumour, or orientation of a
+round tumour).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from synthmed.classify.cnn import _coords
+from synthmed.findings.schema import HEMISPHERES, INTENSITIES, LOBES, ORIENTATIONS, SHAPES, SIZE_CATEGORIES
+
+#: The attributes a judge predicts besides presence, with their values (head class order).
+DEFAULT_ATTRIBUTES: dict[str, tuple[object, ...]] = {
+    "hemisphere": HEMISPHERES,
+    "lobe": LOBES,
+    "size_category": SIZE_CATEGORIES,
+    "shape": SHAPES,
+    "intensity": INTENSITIES,
+    "orientation": ORIENTATIONS,
+    "edema": (False, True),
+    "mass_effect": (False, True),
+}
+
+
+class JudgeNetConfig(BaseModel):
+    """Architecture of :class:`JudgeNet` (saved as the model directory's ``config.json``).
+
+    Attributes:
+        image_size: Input side in pixels; a multiple of 16.
+        channels: Input channels (1 grayscale, 3 RGB).
+        widths: Channels of the five encoder levels (strides 1, 2, 4, 8 and 16).
+        convs: 3x3 convolutions in each encoder level (fewer at high resolution is faster).
+        hidden: Width of the shared vector the attribute heads read.
+        dropout: Dropout before the heads.
+        attributes: Attribute name -> its values, in head-output order.
+        presence_threshold: Presence probability meaning "tumour"; set on the validation
+            split after training (the value that maximises validation accuracy).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: str = "unet-judge"
+    image_size: int = Field(128, ge=32)
+    channels: int = Field(1, ge=1)
+    widths: tuple[int, int, int, int, int] = (8, 16, 32, 64, 64)
+    convs: tuple[int, int, int, int, int] = (1, 1, 2, 2, 2)
+    hidden: int = Field(128, ge=8)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    attributes: dict[str, tuple[object, ...]] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    presence_threshold: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> JudgeNetConfig:
+        if any(n < 1 for n in self.convs):
+            raise ValueError(f"every encoder level needs at least one convolution, got convs={list(self.convs)}")
+        if self.image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16, got {self.image_size}")
+        for name, values in self.attributes.items():
+            if len(values) < 2:
+                raise ValueError(f"attribute {name!r} needs at least two values, got {list(values)}")
+        return self
+
+    @property
+    def map_size(self) -> int:
+        """Side of the lesion map (1/4 of the input)."""
+        return self.image_size // 4
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def _level(cin: int, cout: int, n: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.MaxPool2d(2)] if pool else []
+    return nn.Sequential(*layers, _conv(cin, cout), *(_conv(cout, cout) for _ in range(n - 1)))
+
+
+class JudgeNet(nn.Module):
+    """(B, C, S, S) images in [0, 1] -> dict of logits.
+
+    Outputs:
+        "lesion_map": (B, 1, S/4, S/4) lesion logits;
+        "tumor_present": (B,) presence logit (the map's calibrated maximum);
+        one (B, K) tensor per attribute of ``config.attributes``.
+    """
+
+    def __init__(self, config: JudgeNetConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        w0, w1, w2, w3, w4 = c.widths
+        # Encoder (U-Net, Ronneberger et al. 2015), strides 1 to 16.
+        n0, n1, n2, n3, n4 = c.convs
+        self.enc0 = _level(c.channels + 2, w0, n0, pool=False)  # (B, w0, S, S)
+        self.enc1 = _level(w0, w1, n1, pool=True)  # (B, w1, S/2, S/2)
+        self.enc2 = _level(w1, w2, n2, pool=True)  # (B, w2, S/4, S/4)
+        self.enc3 = _level(w2, w3, n3, pool=True)  # (B, w3, S/8, S/8)
+        self.enc4 = _level(w3, w4, n4, pool=True)  # (B, w4, S/16, S/16)
+        # Decoder back to stride 4 with skip connections.
+        self.dec3 = _conv(w4 + w3, w3)  # (B, w3, S/8, S/8)
+        self.dec2 = _conv(w3 + w2, w2)  # (B, w2, S/4, S/4)
+        self.lesion = nn.Conv2d(w2, 1, 1)
+        # Presence = a * max(lesion map) + b: the map's maximum, calibrated.
+        self.presence_scale = nn.Parameter(torch.ones(1))
+        self.presence_bias = nn.Parameter(torch.zeros(1))
+        side = c.image_size // 16
+        self.layout = nn.Sequential(nn.Flatten(), nn.Linear(w4 * side * side, 64), nn.ReLU(inplace=True))
+        pooled = w2 + w1 + 2 + 64 + w4  # lesion features (2 scales), centroid, layout, global
+        self.shared = nn.Sequential(nn.Linear(pooled, c.hidden), nn.ReLU(inplace=True), nn.Dropout(c.dropout))
+        self.heads = nn.ModuleDict({name: nn.Linear(c.hidden, len(values)) for name, values in c.attributes.items()})
+        self.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPUs (oneDNN)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.config
+        if x.ndim != 4 or x.shape[1] != c.channels or x.shape[-1] != c.image_size or x.shape[-2] != c.image_size:
+            raise ValueError(f"expected images of shape (B, {c.channels}, {c.image_size}, {c.image_size}), "
+                             f"got {tuple(x.shape)}")
+        x = torch.cat([x, _coords(x)], dim=1).contiguous(memory_format=torch.channels_last)
+        e1 = self.enc1(self.enc0(x))  # (B, w1, S/2, S/2)
+        e2 = self.enc2(e1)  # (B, w2, S/4, S/4)
+        e3 = self.enc3(e2)  # (B, w3, S/8, S/8)
+        e4 = self.enc4(e3)  # (B, w4, S/16, S/16)
+        d3 = self.dec3(torch.cat([F.interpolate(e4, scale_factor=2.0), e3], dim=1))
+        f = self.dec2(torch.cat([F.interpolate(d3, scale_factor=2.0), e2], dim=1))  # (B, w2, S/4, S/4)
+        lesion_map = self.lesion(f)  # (B, 1, S/4, S/4)
+        b, _, h, w = lesion_map.shape
+        # Where to look (sums to 1). Detached: the heads shape the features they pool, not the
+        # map itself, which the dense lesion loss and presence train.
+        attn = lesion_map.detach().flatten(1).softmax(dim=1).view(b, 1, h, w)
+        attn_fine = F.interpolate(attn, size=e1.shape[-2:], mode="nearest") / 4  # still sums to 1
+        centroid = (attn * _coords(attn)).sum(dim=(2, 3))  # (B, 2): x, y in [-1, 1]
+        feats = torch.cat([(attn * f).sum(dim=(2, 3)), (attn_fine * e1).sum(dim=(2, 3)), centroid,
+                           self.layout(e4.contiguous()), e4.mean(dim=(2, 3))], dim=1)
+        hidden = self.shared(feats)
+        peak = lesion_map.flatten(1).amax(dim=1)  # (B,)
+        out = {"lesion_map": lesion_map, "tumor_present": peak * self.presence_scale + self.presence_bias}
+        out.update({name: head(hidden) for name, head in self.heads.items()})
+        return out

@@ -1,0 +1,153 @@
+"""Latent diffusion networks built from typed configs (MSDM, seed 001 section 4.2).
+
+MSDM is Medfusion's VAE + latent UNet, extended with cross-attention to text tokens and
+a feed-forward layer after each cross-attention. diffusers' ``UNet2DConditionModel``
+with ``CrossAttn*Block2D`` blocks is exactly that: each transformer block applies
+self-attention, cross-attention to the text tokens, then a feed-forward layer.
+
+Networks, procedures and weights stay apart: this module only *builds* networks and
+writes the finished pipeline folder; the trainers in :mod:`synthmed.train.ldm` receive
+the networks they train.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AutoencoderConfig(_Strict):
+    """Shape of the ``AutoencoderKL``; each block after the first halves the resolution."""
+
+    block_out_channels: tuple[int, ...] = (16, 32, 64)
+    layers_per_block: int = Field(1, ge=1)
+    latent_channels: int = Field(4, ge=1)
+    norm_num_groups: int = Field(16, ge=1)
+    mid_block_attention: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoencoderConfig:
+        bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if bad:
+            raise ValueError(f"block_out_channels {bad} are not divisible by norm_num_groups={self.norm_num_groups}")
+        return self
+
+    @property
+    def downsample_factor(self) -> int:
+        """Image pixels per latent pixel along one side."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+class UNetConfig(_Strict):
+    """Shape of the conditional ``UNet2DConditionModel``.
+
+    ``attention`` says, per resolution level, whether its blocks carry transformer blocks
+    (self-attention, cross-attention to the text, feed-forward). ``attention_heads`` is
+    the number of heads (diffusers calls it ``attention_head_dim`` for historical reasons).
+    """
+
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 128)
+    attention: tuple[bool, ...] = (False, False, True, True)
+    layers_per_block: int = Field(1, ge=1)
+    transformer_layers_per_block: int = Field(1, ge=1)
+    attention_heads: int = Field(4, ge=1)
+    norm_num_groups: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> UNetConfig:
+        if len(self.attention) != len(self.block_out_channels):
+            raise ValueError(f"attention has {len(self.attention)} entries but block_out_channels has "
+                             f"{len(self.block_out_channels)}; give one per level")
+        if not any(self.attention):
+            raise ValueError("at least one level needs attention, or the UNet cannot see the text")
+        bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if bad:
+            raise ValueError(f"block_out_channels {bad} are not divisible by norm_num_groups={self.norm_num_groups}")
+        return self
+
+
+class NoiseScheduleConfig(_Strict):
+    """The DDPM forward process the UNet is trained on (and the pipeline's default sampler)."""
+
+    num_train_timesteps: int = Field(1000, ge=2)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "scaled_linear"
+    beta_start: float = Field(0.00085, gt=0)
+    beta_end: float = Field(0.012, gt=0)
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+
+
+def build_autoencoder(cfg: AutoencoderConfig, image_channels: int) -> torch.nn.Module:
+    """An untrained ``AutoencoderKL`` with ``image_channels`` in and out (1 for grayscale)."""
+    from diffusers import AutoencoderKL
+
+    n = len(cfg.block_out_channels)
+    return AutoencoderKL(
+        in_channels=image_channels, out_channels=image_channels,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
+        mid_block_add_attention=cfg.mid_block_attention,
+    )
+
+
+def build_unet(cfg: UNetConfig, *, latent_channels: int, sample_size: int,
+               cross_attention_dim: int) -> torch.nn.Module:
+    """An untrained ``UNet2DConditionModel`` for (B, latent_channels, sample_size, sample_size) latents.
+
+    Args:
+        cfg: Widths and attention levels.
+        latent_channels: Channels of the autoencoder's latent.
+        sample_size: Side of the latent in pixels (image side / downsample factor).
+        cross_attention_dim: Width of the text encoder's token embeddings.
+    """
+    from diffusers import UNet2DConditionModel
+
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
+        down_block_types=down, up_block_types=up, mid_block_type="UNetMidBlock2DCrossAttn",
+        block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+        transformer_layers_per_block=cfg.transformer_layers_per_block,
+        cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_heads,
+        norm_num_groups=cfg.norm_num_groups, dropout=cfg.dropout,
+    )
+
+
+def build_noise_scheduler(cfg: NoiseScheduleConfig):
+    """The ``DDPMScheduler`` of the forward process (also the pipeline's default sampler)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                         beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+                         prediction_type=cfg.prediction_type, clip_sample=False, steps_offset=1)
+
+
+def assemble_pipeline(*, vae, unet, text_encoder, tokenizer, scheduler):
+    """A ``StableDiffusionPipeline`` from trained parts (no safety checker, no image encoder)."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   image_encoder=None, requires_safety_checker=False)
+
+
+def save_pipeline(out: str | Path, **parts) -> Path:
+    """Write a diffusers pipeline folder (model_index.json, scheduler, unet, vae, text_encoder,
+    tokenizer) that ``DiffusionPipeline.from_pretrained(out)`` loads with no synthmed code.
+
+    Args:
+        out: The folder; other files in it are left alone.
+        **parts: ``vae``, ``unet``, ``text_encoder``, ``tokenizer``, ``scheduler``.
+    """
+    out = Path(out)
+    assemble_pipeline(**parts).save_pretrained(out, safe_serialization=True)
+    return out

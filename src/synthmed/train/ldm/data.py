@@ -1,0 +1,119 @@
+"""Training data for the LDM: images as tensors and their captions, checked up front."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synthmed.data.dataset import ImageDataset
+from synthmed.data.imageio import to_float01
+from synthmed.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """Images and captions of the training rows.
+
+    Attributes:
+        images: (N, C, H, W) float32 in [-1, 1]; C is 1 for grayscale data, 3 for colour.
+        captions: For each image, its ``text`` followed by its ``paraphrases`` (when used).
+        names: The rows' ``file_name``.
+        bit_depth: 16 when any image was 16-bit, else 8.
+    """
+
+    images: torch.Tensor
+    captions: list[list[str]]
+    names: list[str]
+    bit_depth: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def _square_resize(img01: np.ndarray, size: int | None) -> np.ndarray:
+    """Centre-crop an (H, W) or (H, W, C) float image to a square, then resize to ``size``."""
+    h, w = img01.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    img01 = img01[top:top + side, left:left + side]
+    if size is None or size == side:
+        return img01
+    chans = [img01] if img01.ndim == 2 else [img01[..., c] for c in range(img01.shape[2])]
+    resample = Image.Resampling.BOX if size < side else Image.Resampling.BICUBIC
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32), mode="F")
+                      .resize((size, size), resample=resample)) for c in chans]
+    res = out[0] if img01.ndim == 2 else np.stack(out, axis=-1)
+    return np.clip(res, 0.0, 1.0)
+
+
+def load_training_data(root: str | Path, *, resolution: int | None, split: str | None = "train",
+                       use_paraphrases: bool = True) -> TrainingData:
+    """Read, check and tensorise a captioned dataset directory.
+
+    Args:
+        root: The dataset directory.
+        resolution: Square side to resize to; None keeps the data's size (all images must then agree).
+        split: Use only rows of this split when rows carry splits; None uses every row.
+        use_paraphrases: Add each row's ``paraphrases`` to its captions.
+
+    Raises:
+        DataError: the directory is missing or not a dataset, has no rows (in ``split``), a row
+            has no ``text``, or image sizes differ with ``resolution=None``.
+    """
+    ds = ImageDataset(root)
+    meta = Path(root) / "metadata.jsonl"
+    records = ds.records
+    if not records:
+        raise DataError("the dataset has no rows", meta)
+    if split is not None and any(r.split is not None for r in records):
+        chosen = [r for r in records if r.split == split]
+        if not chosen:
+            present = sorted({r.split for r in records if r.split})
+            raise DataError(f"no rows in split {split!r} (splits present: {present}); pick one with split=",
+                            meta)
+        records = chosen
+    elif split is not None:
+        logger.info("%s: rows carry no split; training on all %d rows", meta, len(records))
+    missing = [r.file_name for r in records if not (r.text and r.text.strip())]
+    if missing:
+        raise DataError(f"{len(missing)} of {len(records)} rows have no 'text' caption (first: {missing[0]!r}); "
+                        "caption the dataset first (synthmed caption)", meta)
+
+    arrays, bit_depth = [], 8
+    colour = False
+    for rec in records:
+        img = ds.image(rec)
+        bit_depth = 16 if img.dtype == np.uint16 else bit_depth
+        colour |= img.ndim == 3
+        arrays.append(_square_resize(to_float01(img), resolution))
+    shapes = {a.shape[:2] for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"images have different sizes {sorted(shapes)[:4]}; set a resolution", meta)
+    chans = 3 if colour else 1
+    tensors = []
+    for a in arrays:
+        a = a[..., None] if a.ndim == 2 else a
+        if a.shape[-1] != chans:
+            a = np.repeat(a, chans, axis=-1)
+        tensors.append(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))))
+    images = torch.stack(tensors).float() * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+    captions = [[r.text.strip()] + ([p.strip() for p in r.paraphrases if p.strip()] if use_paraphrases else [])
+                for r in records]
+    logger.info("%d training images (%s, %dx%d), %d captions", len(records), "RGB" if colour else "grayscale",
+                images.shape[-1], images.shape[-2], sum(len(c) for c in captions))
+    return TrainingData(images=images, captions=captions, names=[r.file_name for r in records], bit_depth=bit_depth)

@@ -1,0 +1,93 @@
+"""Stage 2: the text-conditioned UNet on cached latents (MSDM, seed 001 section 4.2).
+
+Per micro-batch: pick images, pick one caption per image among its text and paraphrases
+(strategy 1 of section 4.2.2: paraphrases *added* to the originals), replace it by the
+empty prompt with probability ``context_dropout`` (so classifier-free guidance works),
+sample a latent from the cached posterior, noise it at a random timestep and regress the
+noise (or v) with optional Min-SNR-gamma weighting (Hang et al. 2023).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from synthmed.models.text_encoders import PromptEmbeddingCache
+from synthmed.train.ldm.config import UNetTrainConfig
+from synthmed.train.ldm.randomness import EpochSampler, step_generator
+
+
+def choose_prompts(captions: list[list[str]], indices: torch.Tensor, dropout: float,
+                   generator: torch.Generator) -> list[str]:
+    """One caption per index, uniformly among its captions, or "" with probability ``dropout``."""
+    picks = torch.randint(0, 2**31 - 1, (len(indices),), generator=generator).tolist()
+    drops = (torch.rand(len(indices), generator=generator) < dropout).tolist()
+    out = []
+    for i, pick, drop in zip(indices.tolist(), picks, drops, strict=True):
+        out.append("" if drop else captions[i][pick % len(captions[i])])
+    return out
+
+
+def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
+    """Per-sample loss weights min(SNR, gamma) / SNR (epsilon) or / (SNR + 1) (v-prediction)."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(noise_scheduler, timesteps)
+    clipped = torch.clamp(snr, max=gamma)
+    return clipped / (snr + 1.0) if prediction_type == "v_prediction" else clipped / snr
+
+
+def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tensor, embeddings: torch.Tensor,
+                   noise: torch.Tensor, timesteps: torch.Tensor, *, min_snr_gamma: float | None) -> torch.Tensor:
+    """Denoising loss of one batch.
+
+    Args:
+        model: The UNet (maybe wrapped for data parallelism).
+        noise_scheduler: The ``DDPMScheduler`` of the forward process.
+        latents: (B, c, h, w) scaled clean latents z0.
+        embeddings: (B, L, D) text token embeddings.
+        noise: (B, c, h, w) standard normal noise.
+        timesteps: (B,) int64 in [0, num_train_timesteps).
+
+    Returns:
+        Scalar loss: mean over the batch of the (weighted) per-sample MSE.
+    """
+    prediction_type = noise_scheduler.config.prediction_type
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
+    target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+    pred = model(noisy, timesteps, encoder_hidden_states=embeddings).sample
+    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    if min_snr_gamma is not None:
+        per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, min_snr_gamma, prediction_type)
+    return per_sample.mean()
+
+
+def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scaling_factor: float,
+                      captions: list[list[str]], texts: PromptEmbeddingCache, noise_scheduler,
+                      cfg: UNetTrainConfig, *, seed: int, rank: int, world: int, device: torch.device):
+    """The stage-2 ``loss_fn(model, step, micro)``.
+
+    Args:
+        latent_mean, latent_std: (N, c, h, w) cached posterior of every training image.
+        scaling_factor: Multiplies sampled latents (the VAE's ``scaling_factor``).
+        captions: Per image, its captions.
+        texts: Frozen text encoder with an embedding cache.
+    """
+    sampler = EpochSampler(len(latent_mean), seed=seed, stage="unet", batch_size=cfg.batch_size,
+                           grad_accum=cfg.grad_accum, world=world)
+    num_t = noise_scheduler.config.num_train_timesteps
+    alphas = noise_scheduler.alphas_cumprod.to(device)
+    noise_scheduler.alphas_cumprod = alphas  # add_noise and compute_snr index it on the latents' device
+
+    def loss_fn(model: torch.nn.Module, step: int, micro: int) -> torch.Tensor:
+        g = step_generator(seed, "unet", step, micro, rank)
+        idx = sampler.indices(step, micro, rank)
+        eps = torch.randn(latent_mean[idx].shape, generator=g)
+        z0 = (latent_mean[idx] + latent_std[idx] * eps) * scaling_factor
+        noise = torch.randn(z0.shape, generator=g)
+        timesteps = torch.randint(0, num_t, (len(idx),), generator=g)
+        prompts = choose_prompts(captions, idx, cfg.context_dropout, g)
+        emb = texts.get(prompts).to(device)
+        return diffusion_loss(model, noise_scheduler, z0.to(device), emb, noise.to(device), timesteps.to(device),
+                              min_snr_gamma=cfg.min_snr_gamma)
+
+    return loss_fn

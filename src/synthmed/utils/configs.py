@@ -1,0 +1,83 @@
+"""Typed configs from YAML, flags or Python, with errors that name the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from synthmed.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per bad field: ``field 'a.b': message (got value)``."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "config"
+        got = e.get("input")
+        shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+        parts.append(f"field '{loc}': {e['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], *, skip_none: bool = True) -> dict[str, Any]:
+    """``base`` updated with ``override``, nested dicts merged key by key.
+
+    With ``skip_none`` (flags left unset), None values in ``override`` do not override.
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if value is None and skip_none:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value, skip_none=skip_none)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file.
+
+    Raises:
+        ConfigError: the file is missing, not valid YAML, or not a mapping.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values, got {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+    """Build a ``cls`` from a YAML file (optional) updated with ``overrides`` (flags).
+
+    Raises:
+        ConfigError: naming the file (or "flags") and each invalid field.
+    """
+    data = read_yaml(path) if path is not None else {}
+    data = deep_merge(data, overrides or {})
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        where = str(path) if path is not None else "options"
+        raise ConfigError(f"{where}: invalid {cls.__name__}: {format_validation_error(err)}") from err
+
+
+def dump_yaml(config: BaseModel, path: str | Path) -> None:
+    """Write a config as YAML (what produced an artifact, saved beside it)."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

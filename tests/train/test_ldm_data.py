@@ -1,0 +1,43 @@
+"""Training data: checks before any model is loaded, captions, splits, resizing."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthmed.errors import DataError
+from synthmed.testing.ldm import write_disc_dataset
+from synthmed.train.ldm import LDMTrainConfig, train_ldm
+from synthmed.train.ldm.data import load_training_data
+
+
+def test_missing_data_dir_is_named(tmp_path):
+    with pytest.raises(DataError, match="nowhere.*not found"):
+        load_training_data(tmp_path / "nowhere", resolution=32)
+
+
+def test_dataset_without_text_says_to_caption_it(tmp_path):
+    root = write_disc_dataset(tmp_path / "d", n=3, captions=False)
+    with pytest.raises(DataError, match=r"3 of 3 rows have no 'text'.*synthmed caption"):
+        load_training_data(root, resolution=32)
+
+
+def test_train_ldm_fails_on_bad_data_before_loading_models(tmp_path):
+    cfg = LDMTrainConfig(data=tmp_path / "nowhere", out=tmp_path / "out", max_steps=1)
+    with pytest.raises(DataError, match="not found"):
+        train_ldm(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_and_captions(disc_data):
+    data = load_training_data(disc_data, resolution=16)
+    assert data.images.shape == (12, 1, 16, 16)
+    assert -1.0 <= float(data.images.min()) and float(data.images.max()) <= 1.0
+    assert all(len(c) == 2 for c in data.captions)  # text + one paraphrase
+    assert data.captions[0][0].startswith("Axial T1")
+    no_para = load_training_data(disc_data, resolution=None, use_paraphrases=False)
+    assert no_para.images.shape[-1] == 32 and all(len(c) == 1 for c in no_para.captions)
+
+
+def test_unknown_split_lists_the_present_ones(disc_data):
+    with pytest.raises(DataError, match=r"no rows in split 'val'.*\['train'\]"):
+        load_training_data(disc_data, resolution=32, split="val")
