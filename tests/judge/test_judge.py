@@ -110,3 +110,18 @@ def test_judge_needs_splits(tmp_path, phantom_dir):
     write_records(root, [r.model_copy(update={"split": None}) for r in read_records(root)])
     with pytest.raises(DataError, match="train.*test.*splits"):
         train_judge(JudgeTrainConfig(data=root, out=tmp_path / "j", preset="quick"), progress=False)
+
+
+def test_geometry_features_see_size_and_orientation():
+    from synthmed.judge.model import _geometry
+
+    maps = torch.full((3, 1, 32, 32), -20.0)
+    maps[0, 0, 14:18, 8:24] = 20.0  # horizontal ellipse-ish bar
+    maps[1, 0, 8:24, 14:18] = 20.0  # vertical
+    maps[2, 0, 15:17, 15:17] = 20.0  # small
+    g = _geometry(maps)
+    log_area, elongation = g[:, 0], g[:, 2]
+    assert elongation[0] > 0.5 and elongation[1] < -0.5 and abs(float(elongation[2])) < 0.1
+    assert log_area[0] == pytest.approx(log_area[1]) and log_area[2] < log_area[0] - 1.5
+    empty = _geometry(torch.full((1, 1, 32, 32), -20.0))
+    assert empty.abs().max() <= 10 and torch.isfinite(empty).all()

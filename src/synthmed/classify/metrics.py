@@ -110,7 +110,12 @@ def seed_mean_metrics(y_true: np.ndarray, probs_per_seed: Sequence[np.ndarray],
     """Metrics averaged over seeds (one (N, K) probability array per seed), on rows ``idx``."""
     y = y_true if idx is None else y_true[idx]
     per_seed = [classification_metrics(y, p if idx is None else p[idx]) for p in probs_per_seed]
-    return {m: float(np.nanmean([s[m] for s in per_seed])) if per_seed else float("nan") for m in METRICS}
+    out = {}
+    for m in METRICS:
+        values = np.array([s[m] for s in per_seed], dtype=np.float64)
+        values = values[~np.isnan(values)]  # e.g. sensitivity of a replicate without positives
+        out[m] = float(values.mean()) if values.size else float("nan")
+    return out
 
 
 def bootstrap_metric_samples(y_true: np.ndarray, probs_per_seed: Sequence[np.ndarray],

@@ -22,6 +22,7 @@ the callers can reduce and bootstrap without a second pass.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -114,49 +115,60 @@ class _KernelSums:
     """Accumulates ``c' (K - k0) c`` over blocks for every subset weight vector ``c``.
 
     The kernel is evaluated in the Gram dtype, minus the constant ``k0 = k(m, m)`` (m: the
-    centre): the unbiased MMD^2 is unchanged by a constant shift of k, and the shift removes
-    the large common part of the kernel values, so float32 blocks keep ~7 significant digits of
-    the MMD. Per-block sums are accumulated in float64.
+    centre), which leaves the unbiased MMD^2 unchanged. With ``p0 = gamma m.m + coef0`` and
+    ``delta = gamma (x.y - m.m)`` (small: the features are centred), ``k - k0 = (p0 + delta)^deg
+    - p0^deg`` is evaluated from ``delta`` by Horner's rule, so float32 rounding is relative to
+    ``delta``, not to ``p0``. Per-block sums are accumulated in float64.
     """
 
     def __init__(self, spec: KernelSpec, center: torch.Tensor, dtype: torch.dtype):
         self.spec = spec
         self.dtype = dtype
         self.cc = float(center @ center)
-        self.k0 = float((self.cc * spec.gamma + spec.coef0) ** spec.degree)
+        p0 = self.cc * spec.gamma + spec.coef0
+        self.k0 = float(p0**spec.degree)
+        # (p0 + d)^n - p0^n = d * (c_1 + d * (c_2 + ... + d * c_n)), c_j = binom(n, j) p0^(n - j)
+        self._horner = [math.comb(spec.degree, j) * p0 ** (spec.degree - j) for j in range(1, spec.degree + 1)]
         self._aug: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def kernel_from_d2(self, d2: torch.Tensor, a: _Centred, b: _Centred, ia: slice, ib: slice) -> torch.Tensor:
-        """k(x, y) - k0 of a block, in place in its squared-distance block.
+    def _shifted_power(self, delta: torch.Tensor) -> torch.Tensor:
+        """``(p0 + delta)^deg - p0^deg`` (a new tensor; ``delta`` unchanged)."""
+        coeffs = self._horner
+        out = delta * coeffs[-1]
+        for c in reversed(coeffs[:-1]):
+            out.add_(c).mul_(delta)
+        return out
 
-        ``gamma x.y + coef0 = -gamma/2 d2 + [gamma (|xc|^2/2 + xc.m + m.m) + coef0] + gamma (|yc|^2/2 + yc.m)``.
+    def kernel_from_d2(self, d2: torch.Tensor, a: _Centred, b: _Centred, ia: slice, ib: slice) -> torch.Tensor:
+        """k(x, y) - k0 of a block from its squared distances (``d2`` is overwritten with ``delta``).
+
+        ``delta = gamma (x.y - m.m) = -gamma/2 d2 + gamma (|xc|^2/2 + xc.m) + gamma (|yc|^2/2 + yc.m)``.
         """
         g = self.spec.gamma
-        u = (g * (a.sq[ia] / 2 + a.off[ia] + self.cc) + self.spec.coef0).to(self.dtype)
+        u = (g * (a.sq[ia] / 2 + a.off[ia])).to(self.dtype)
         v = (g * (b.sq[ib] / 2 + b.off[ib])).to(self.dtype)
-        k = d2.mul_(-g / 2)
-        k.add_(u[:, None])
-        k.add_(v[None, :])
-        return k.pow_(self.spec.degree).sub_(self.k0)
+        delta = d2.mul_(-g / 2)
+        delta.add_(u[:, None])
+        delta.add_(v[None, :])
+        return self._shifted_power(delta)
 
     def augmented(self, a: _Centred) -> tuple[torch.Tensor, torch.Tensor]:
-        """(left, right) with ``left[i] . right[j] = gamma * x_i . y_j + coef0`` (one GEMM, no broadcasts).
+        """(left, right) with ``left[i] . right[j] = delta_ij = gamma (x_i . y_j - m.m)`` in one GEMM.
 
-        left = [gamma xc | gamma (xc.m + m.m) + coef0 | 1], right = [xc | 1 | gamma xc.m].
+        left = [gamma xc | gamma xc.m | 1], right = [xc | 1 | gamma xc.m].
         """
         key = id(a)
         if key not in self._aug:
             g, one = self.spec.gamma, torch.ones(a.n, 1, dtype=torch.float64)
             off = a.off[:, None]
-            left = torch.cat([g * a.g.double(), g * (off + self.cc) + self.spec.coef0, one], 1)
+            left = torch.cat([g * a.g.double(), g * off, one], 1)
             right = torch.cat([a.g.double(), one, g * off], 1)
             self._aug[key] = (left.to(self.dtype), right.to(self.dtype))
         return self._aug[key]
 
     def kernel_direct(self, a: _Centred, b: _Centred, ia: slice, ib: slice) -> torch.Tensor:
         """k(x, y) - k0 of a block straight from augmented features (when no distances are needed)."""
-        k = self.augmented(a)[0][ia] @ self.augmented(b)[1][ib].T
-        return k.pow_(self.spec.degree).sub_(self.k0)
+        return self._shifted_power(self.augmented(a)[0][ia] @ self.augmented(b)[1][ib].T)
 
     def quad(self, k: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
         """sum_{i,j} wa[s, i] K[i, j] wb[s, j] for every subset s -> (S,) float64 (wb in the block's dtype)."""

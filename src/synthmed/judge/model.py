@@ -9,7 +9,11 @@ resolution. The map serves three ends:
 * attention: a softmax over the map pools the features under the lesion, which feed the
   attribute heads (intensity, shape, size, orientation, edema, mass effect);
 * location: the attention-weighted centroid (x, y) and a coarse whole-slice layout vector
-  (the flattened bottleneck) feed the hemisphere and lobe heads.
+  (the flattened bottleneck) feed the hemisphere and lobe heads;
+* geometry: image moments of the lesion probability map — its area, the normalised
+  second moments (elongation and the long axis' direction) and its boundary length
+  relative to the area (compactness) — feed the size, orientation and shape heads, which
+  pooled local features alone cannot see.
 
 Coordinate channels (CoordConv, Liu et al. 2018) make the features position-aware. When
 masks are available the map is supervised densely, which is what lets the judge train in
@@ -96,6 +100,37 @@ def _level(cin: int, cout: int, n: int, pool: bool) -> nn.Sequential:
     return nn.Sequential(*layers, _conv(cin, cout), *(_conv(cout, cout) for _ in range(n - 1)))
 
 
+def _geometry(lesion_map: torch.Tensor) -> torch.Tensor:
+    """(B, 6) bounded shape descriptors of the lesion probability map (image moments, Hu 1962).
+
+    From the central second moments mu20, mu02, mu11 of p = sigmoid(map): log area; the
+    spread sqrt(mu20 + mu02) over the map side (size); the elongation along x versus y,
+    (mu20 - mu02) / (mu20 + mu02), and along the diagonals, 2 mu11 / (mu20 + mu02), both in
+    [-1, 1] (long-axis direction); the boundary length (total variation of p) over
+    4 sqrt(area), about 1 for a compact blob and larger for lobulated or irregular outlines;
+    and the largest cell probability. Every value is bounded, so an empty map (a healthy
+    slice) cannot produce huge inputs.
+    """
+    p = torch.sigmoid(lesion_map[:, 0])  # (B, h, w)
+    h, w = p.shape[-2:]
+    mass = p.sum(dim=(1, 2))
+    area = mass.clamp_min(1.0)  # in cells
+    ys = torch.arange(h, dtype=p.dtype, device=p.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=p.dtype, device=p.device).view(1, 1, w)
+    cy = (p * ys).sum(dim=(1, 2)) / area
+    cx = (p * xs).sum(dim=(1, 2)) / area
+    dy, dx = ys - cy.view(-1, 1, 1), xs - cx.view(-1, 1, 1)
+    mu20 = (p * dx * dx).sum(dim=(1, 2)) / area
+    mu02 = (p * dy * dy).sum(dim=(1, 2)) / area
+    mu11 = (p * dx * dy).sum(dim=(1, 2)) / area
+    spread = (mu20 + mu02).clamp_min(1e-6)
+    boundary = (p[:, 1:] - p[:, :-1]).abs().sum(dim=(1, 2)) + (p[:, :, 1:] - p[:, :, :-1]).abs().sum(dim=(1, 2))
+    return torch.stack([
+        torch.log1p(mass), spread.sqrt() / max(h, w), (mu20 - mu02) / spread, 2 * mu11 / spread,
+        (boundary / (4 * area.sqrt())).clamp(max=10.0), p.flatten(1).amax(dim=1),
+    ], dim=1)
+
+
 class JudgeNet(nn.Module):
     """(B, C, S, S) images in [0, 1] -> dict of logits.
 
@@ -126,7 +161,7 @@ class JudgeNet(nn.Module):
         self.presence_bias = nn.Parameter(torch.zeros(1))
         side = c.image_size // 16
         self.layout = nn.Sequential(nn.Flatten(), nn.Linear(w4 * side * side, 64), nn.ReLU(inplace=True))
-        pooled = w2 + w1 + 2 + 64 + w4  # lesion features (2 scales), centroid, layout, global
+        pooled = w2 + w1 + 2 + 64 + w4 + 6  # lesion features (2 scales), centroid, layout, global, geometry
         self.shared = nn.Sequential(nn.Linear(pooled, c.hidden), nn.ReLU(inplace=True), nn.Dropout(c.dropout))
         self.heads = nn.ModuleDict({name: nn.Linear(c.hidden, len(values)) for name, values in c.attributes.items()})
         self.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPUs (oneDNN)
@@ -151,7 +186,7 @@ class JudgeNet(nn.Module):
         attn_fine = F.interpolate(attn, size=e1.shape[-2:], mode="nearest") / 4  # still sums to 1
         centroid = (attn * _coords(attn)).sum(dim=(2, 3))  # (B, 2): x, y in [-1, 1]
         feats = torch.cat([(attn * f).sum(dim=(2, 3)), (attn_fine * e1).sum(dim=(2, 3)), centroid,
-                           self.layout(e4.contiguous()), e4.mean(dim=(2, 3))], dim=1)
+                           self.layout(e4.contiguous()), e4.mean(dim=(2, 3)), _geometry(lesion_map.detach())], dim=1)
         hidden = self.shared(feats)
         peak = lesion_map.flatten(1).amax(dim=1)  # (B,)
         out = {"lesion_map": lesion_map, "tumor_present": peak * self.presence_scale + self.presence_bias}

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 #: Share of the budget (minutes) kept for everything but latent-diffusion training.
 _RESERVED_MINUTES = {"phantom+caption": 1.0, "judge": 2.0, "generate": 1.5, "evaluate": 1.0}
+_MIN_LDM_MINUTES = 2.0
 
 
 @dataclass
@@ -49,7 +50,7 @@ class DemoConfig:
             stages do not need.
         seed: Seed of every stage.
         n_images: Phantom slices (default: 1200, or 96 with ``quick``).
-        size: Image size in pixels.
+        size: Image size in pixels (64 at most with ``quick``).
         n_generated: Images to generate (default: 256, or 16 with ``quick``).
     """
 
@@ -68,15 +69,23 @@ class DemoConfig:
             raise ConfigError(f"minutes must be positive, got {self.minutes}")
         if self.n_images is None:
             self.n_images = 96 if self.quick else 1200
+        if self.quick:
+            self.size = min(self.size, 64)
         if self.n_generated is None:
             self.n_generated = 16 if self.quick else 256
-        if not self.quick and self.ldm_minutes() < 2:
-            raise ConfigError(f"--minutes {self.minutes} leaves under 2 minutes to train the diffusion model; "
-                              f"give at least {sum(_RESERVED_MINUTES.values()) + 2:.0f} or use --quick")
+        if not self.quick and self.minutes - sum(_RESERVED_MINUTES.values()) < _MIN_LDM_MINUTES:
+            raise ConfigError(f"--minutes {self.minutes} leaves under {_MIN_LDM_MINUTES} minutes to train the "
+                              f"diffusion model; give at least {sum(_RESERVED_MINUTES.values()) + _MIN_LDM_MINUTES:.0f}"
+                              " or use --quick")
 
-    def ldm_minutes(self) -> float:
-        """Minutes left for latent-diffusion training."""
-        return self.minutes - sum(_RESERVED_MINUTES.values())
+    def ldm_minutes(self, elapsed_s: float) -> float:
+        """Minutes left for latent-diffusion training after ``elapsed_s`` seconds of earlier stages.
+
+        Generation and evaluation keep their reserve, so the whole run stays within
+        ``minutes`` even when an earlier stage ran slower than planned.
+        """
+        left = self.minutes - elapsed_s / 60 - _RESERVED_MINUTES["generate"] - _RESERVED_MINUTES["evaluate"]
+        return max(left, _MIN_LDM_MINUTES)
 
 
 @contextmanager
@@ -113,16 +122,22 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     with _stage(cfg, "judge"):
         report = train_judge(JudgeTrainConfig(data=real, out=judge_dir, preset="quick" if cfg.quick else "cpu",
-                                              seed=cfg.seed, epochs=4 if cfg.quick else 14))
+                                              seed=cfg.seed, epochs=4 if cfg.quick else 8,
+                                              image_size=None if cfg.quick else 96))
         summary["judge_real_test_accuracy"] = {k: v.accuracy for k, v in report.real_test.items() if v.n}
 
     with _stage(cfg, "train_ldm"):
-        if cfg.quick:
-            ldm = LDMTrainConfig(data=real, out=model_dir, seed=cfg.seed, resolution=cfg.size, max_steps=40,
-                                 overwrite=True, tensorboard=False)
+        if cfg.quick:  # a small network and a few steps: proves the path, not the quality
+            ldm = LDMTrainConfig(
+                data=real, out=model_dir, seed=cfg.seed, resolution=cfg.size, overwrite=True, tensorboard=False,
+                num_samples=4, sample_steps=5,
+                autoencoder={"model": {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "latent_channels": 4},
+                             "max_steps": 20, "batch_size": 4, "crop_size": 32, "warmup_steps": 2},
+                unet={"model": {"block_out_channels": [16, 32], "attention": [False, True], "norm_num_groups": 8},
+                      "max_steps": 30, "batch_size": 8, "warmup_steps": 2})
         else:
             ldm = LDMTrainConfig(data=real, out=model_dir, seed=cfg.seed, resolution=cfg.size,
-                                 minutes=cfg.ldm_minutes(), overwrite=True)
+                                 minutes=cfg.ldm_minutes(time.perf_counter() - started), overwrite=True)
         train_ldm(ldm)
 
     with _stage(cfg, "generate"):
