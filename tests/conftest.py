@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 
@@ -15,6 +16,18 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "ph"
     generate_phantom(PhantomConfig(out=out, n=48, size=96, seed=5, workers=1), progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module on one torch thread: tiny networks are faster so, above all on a loaded 2-core machine.
+
+    Use it from a directory's conftest as an autouse fixture that requests it.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def pytest_configure(config: pytest.Config) -> None:

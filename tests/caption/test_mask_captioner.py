@@ -54,7 +54,7 @@ def test_hemisphere_follows_radiological_convention():
 
 
 def test_registry_lists_names():
-    with pytest.raises(ConfigError, match="available: mask"):
+    with pytest.raises(ConfigError, match="available: api, hf, mask"):
         get_captioner("nonsense")
 
 

@@ -53,7 +53,7 @@ def test_unknown_captioner_lists_names(tmp_path):
     from synthmed.errors import ConfigError
 
     r = runner.invoke(app, ["caption", str(tmp_path), "--captioner", "gpt-17"])
-    assert isinstance(r.exception, ConfigError) and "available: mask" in str(r.exception)
+    assert isinstance(r.exception, ConfigError) and "available: api, hf, mask" in str(r.exception)
 
 
 def test_version():

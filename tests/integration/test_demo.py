@@ -1,10 +1,11 @@
-"""The offline demo, end to end, in its quick mode."""
+"""The offline demo (the pipeline runner with its built-in config), end to end, in its quick mode."""
 
 import json
 
 import pytest
 
 from synthmed.pipeline.demo import DemoConfig, run_demo
+from synthmed.report import write_report
 
 
 @pytest.mark.slow  # about 1.5 min on a quiet 2-core CPU, 4 min under load
@@ -12,11 +13,22 @@ def test_quick_demo_runs_every_stage(tmp_path):
     summary = run_demo(DemoConfig(out=tmp_path / "run", quick=True, n_images=48, n_generated=8))
     run = tmp_path / "run"
     for path in ("data/real/metadata.jsonl", "data/synthetic/metadata.jsonl", "model/model_index.json",
-                 "judge", "eval/adherence.json", "eval/fidelity.json", "summary.md"):
+                 "judge", "eval/adherence/adherence.json", "eval/fidelity/fidelity.json", "summary.md", "run.json"):
         assert (run / path).exists(), path
     # At 64 px a 10 mm tumour can fall under the captioner's 4-pixel minimum.
     assert summary["captioner_accuracy"]["tumor_present"]["accuracy"] >= 0.95
-    assert set(summary["timings_s"]) >= {"phantom", "caption", "judge", "train_ldm", "generate", "evaluate"}
+    assert set(summary["timings_s"]) >= {"phantom", "caption", "judge", "train_ldm", "generate", "adherence",
+                                         "fidelity"}
+    assert set(summary["stages"].values()) == {"ran"}
     rows = [json.loads(line) for line in (run / "data/synthetic/metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and all(r["requested_findings"] is not None for r in rows)
     assert json.loads((run / "summary.json").read_text())["fidelity"]["features"] == "efficientnet-lite0"
+
+    # A rerun with the same options redoes nothing.
+    again = run_demo(DemoConfig(out=run, quick=True, n_images=48, n_generated=8))
+    assert set(again["stages"].values()) == {"skipped"}
+
+    html = write_report(run).read_text()
+    for section in ("summary", "grids", "training", "fidelity", "adherence", "captions", "provenance"):
+        assert f'<section id="{section}"' in html, section
+    assert "train_ldm: training loss" in html  # the LDM's tensorboard losses are plotted

@@ -11,12 +11,8 @@ from synthmed.testing.ldm import tiny_train_config, write_disc_dataset, write_ti
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks run faster on one thread, and much faster on a loaded 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -41,3 +41,15 @@ def test_images_and_captions(disc_data):
 def test_unknown_split_lists_the_present_ones(disc_data):
     with pytest.raises(DataError, match=r"no rows in split 'val'.*\['train'\]"):
         load_training_data(disc_data, resolution=32, split="val")
+
+
+def test_masks_are_loaded_when_every_row_has_one(phantom_dir):
+    data = load_training_data(phantom_dir, resolution=48, split=None)
+    assert data.masks is not None and data.masks.shape == (len(data), 1, 48, 48)
+    has_tumour = ["no tumour" not in c[0].lower() and "no tumor" not in c[0].lower() for c in data.captions]
+    lesion_px = data.masks.flatten(1).sum(1)
+    assert all((px > 0) == t for px, t in zip(lesion_px.tolist(), has_tumour, strict=True))
+
+
+def test_no_masks_without_mask_files(disc_data):
+    assert load_training_data(disc_data, resolution=16).masks is None

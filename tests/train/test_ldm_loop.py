@@ -137,3 +137,22 @@ def test_epoch_sampler_visits_every_item_once_per_epoch_and_splits_ranks():
     again = EpochSampler(10, seed=0, stage="unet", batch_size=5, world=2)
     assert torch.equal(s.indices(3, rank=1), again.indices(3, rank=1))
     assert not torch.equal(s.indices(1), s.indices(2))
+
+
+def test_pixel_weights_turn_the_loss_into_a_weighted_mean():
+    unet = _tiny_unet().eval()
+    sched = build_noise_scheduler(NoiseScheduleConfig())
+    g = torch.Generator().manual_seed(3)
+    latents, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    emb, t = torch.randn(2, 6, 16, generator=g), torch.tensor([10, 700])
+    with torch.no_grad():
+        plain = diffusion_loss(unet, sched, latents, emb, noise, t, min_snr_gamma=None)
+        ones = diffusion_loss(unet, sched, latents, emb, noise, t, min_snr_gamma=None,
+                              pixel_weights=torch.full((2, 1, 8, 8), 3.0))
+        inside = torch.zeros(2, 1, 8, 8)
+        inside[:, :, 2:5, 2:5] = 1.0
+        only_inside = diffusion_loss(unet, sched, latents, emb, noise, t, min_snr_gamma=None, pixel_weights=inside)
+        err = (unet(sched.add_noise(latents, noise, t), t, encoder_hidden_states=emb).sample - noise).pow(2)
+    torch.testing.assert_close(ones, plain)  # a uniform weight changes nothing
+    torch.testing.assert_close(only_inside, err[:, :, 2:5, 2:5].mean())
+    assert not torch.isclose(only_inside, plain)

@@ -43,17 +43,24 @@ class CaptionResult:
     """What a captioner says about one image.
 
     ``findings`` is None when the captioner could not produce valid findings; ``error``
-    then says why and ``raw`` keeps what it replied. Never a silent default.
+    then says why and ``raw`` keeps what it replied. Never a silent default. ``transient``
+    marks a failure that may not recur (a network error, a rate limit that outlasted the
+    retries): such results are not cached, so the next run asks again.
     """
 
     key: str
     findings: AnyFindings | None
     raw: str | None = None
     error: str | None = None
+    transient: bool = False
 
 
 class Captioner(Protocol):
-    """Images -> findings."""
+    """Images -> findings.
+
+    A captioner whose answers are worth keeping (a model call) also defines
+    ``cache_key(item) -> str``; the runner then caches its results on disk.
+    """
 
     name: str
 
@@ -80,7 +87,7 @@ def register_captioner(prefix: str) -> Callable[[Callable[..., Captioner]], Call
 
 def captioner_names() -> list[str]:
     """Registered captioner names (prefixes shown as ``prefix:<model>``)."""
-    from synthmed.caption import mask  # noqa: F401  (registers itself)
+    from synthmed.caption import api, hf, mask  # noqa: F401  (register themselves)
 
     return sorted(_REGISTRY)
 

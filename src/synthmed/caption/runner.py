@@ -4,7 +4,15 @@ The captioner's findings go into ``findings`` and their rendering into ``text``.
 row held before is kept the first time it is overwritten, in ``original_findings`` and
 ``original_text`` (e.g. the phantom's ground truth, or an importer's caption), so a
 rerun is idempotent and the reference is never lost. A row the captioner cannot caption
-keeps its old values and gets ``caption_error``; the summary counts them.
+keeps its old values and gets ``caption_error`` (and ``caption_raw``, the model's reply,
+when there was one); the summary counts them. When a row's caption changes, its old
+``paraphrases`` are dropped (they paraphrase a caption that no longer holds).
+
+Captioners that call a model (``hf:``, ``api:``) have their results cached on disk, by
+(image pixels, model, prompt version), in ``DIR/.synthmed/caption_cache.jsonl`` unless
+told otherwise. The cache is written after every batch, so a killed job, run again, asks
+the model only about the images it had not reached; failures that may not recur (network
+errors, rate limits that outlasted the retries) are not cached and are asked again.
 """
 
 from __future__ import annotations
@@ -15,12 +23,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from synthmed.caption.base import CaptionInput, get_captioner
+from synthmed.caption.base import CaptionInput, CaptionResult, get_captioner
 from synthmed.data.dataset import ImageDataset, write_records
 from synthmed.data.records import DatasetRecord
 from synthmed.findings.render import render_text
+from synthmed.findings.schema import findings_from_dict
+from synthmed.llm.cache import ReplyCache
 
 logger = logging.getLogger(__name__)
+
+CACHE_FILE = ".synthmed/caption_cache.jsonl"
+RAW_LIMIT = 8000  # characters of a failed reply kept in the metadata row
 
 
 @dataclass
@@ -31,6 +44,7 @@ class CaptionSummary:
     rows: int = 0
     captioned: int = 0
     failed: int = 0
+    cached: int = 0
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,47 +55,104 @@ def _modality(rec: DatasetRecord, default: str) -> str:
     return default
 
 
+def _to_cache(res: CaptionResult) -> dict:
+    return {"findings": res.findings.to_dict() if res.findings is not None else None, "raw": res.raw,
+            "error": res.error}
+
+
+def _from_cache(key: str, value: dict) -> CaptionResult:
+    findings = findings_from_dict(value["findings"]) if value.get("findings") is not None else None
+    return CaptionResult(key, findings, raw=value.get("raw"), error=value.get("error"))
+
+
+def _caption_batch(cap: object, inputs: list[CaptionInput], cache: ReplyCache | None,
+                   summary: CaptionSummary) -> list[CaptionResult]:
+    """Results for ``inputs``: cached ones from the cache, the others from the captioner (then cached)."""
+    keyer = getattr(cap, "cache_key", None)
+    if cache is None or keyer is None:
+        return cap.caption(inputs)  # type: ignore[attr-defined]
+    keys = [keyer(item) for item in inputs]
+    results: list[CaptionResult | None] = []
+    todo: list[int] = []
+    for i, (item, key) in enumerate(zip(inputs, keys, strict=True)):
+        value = cache.get(key)
+        results.append(_from_cache(item.key, value) if value is not None else None)
+        if value is None:
+            todo.append(i)
+    summary.cached += len(inputs) - len(todo)
+    if todo:
+        fresh = cap.caption([inputs[i] for i in todo])  # type: ignore[attr-defined]
+        for i, res in zip(todo, fresh, strict=True):
+            results[i] = res
+            if not res.transient:
+                cache.put(keys[i], _to_cache(res))
+    return [r for r in results if r is not None]
+
+
 def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str = "brain_mri",
-                    batch_size: int = 16, progress: bool = True, **options: object) -> CaptionSummary:
+                    batch_size: int = 16, progress: bool = True, cache: bool | str | Path = True,
+                    **options: object) -> CaptionSummary:
     """Caption every row of the dataset at ``root`` in place (atomic rewrite of the metadata).
 
     Args:
         root: Dataset directory.
-        captioner: Registered captioner name (``mask``, later ``hf:<model>``, ``api:<model>``).
+        captioner: Registered captioner name (``mask``, ``hf:<model>``, ``api:<model>``).
         modality: Modality assumed for rows without findings.
-        batch_size: Images per captioner call.
+        batch_size: Images per captioner call (for ``api:``, also the most requests in flight
+            per batch, further bounded by its ``concurrency``).
+        progress: Show a progress bar (rate and ETA).
+        cache: True for ``root/.synthmed/caption_cache.jsonl``, a path for another file,
+            False for no cache. Only captioners that call a model are cached.
         **options: Passed to the captioner factory.
     """
-    cap = get_captioner(captioner, **options)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    cap = get_captioner(captioner, **options)  # checks the name and options; models load lazily
     ds = ImageDataset(root)
+    store: ReplyCache | None = None
+    if cache is not False and hasattr(cap, "cache_key"):
+        store = ReplyCache(Path(root) / CACHE_FILE if cache is True else Path(cache))
     summary = CaptionSummary(captioner=captioner, rows=len(ds))
     out: list[DatasetRecord] = []
     bar = tqdm(total=len(ds), desc=f"caption[{captioner}]", unit="img", disable=not progress)
-    for start in range(0, len(ds), batch_size):
-        batch = ds.records[start:start + batch_size]
-        inputs = [CaptionInput(r.file_name, ds.image(r), ds.mask(r), r.spacing_mm, _modality(r, modality))
-                  for r in batch]
-        for rec, res in zip(batch, cap.caption(inputs), strict=True):
-            data = rec.to_json_dict()
-            if res.findings is None:
-                summary.failed += 1
-                summary.errors[rec.file_name] = res.error or "no findings"
-                data["caption_error"] = res.error or "no findings"
-                out.append(DatasetRecord.model_validate(data))
-                continue
-            if rec.captioner is None:  # first captioning: keep what the row held
-                data["original_findings"] = data.get("findings")
-                data["original_text"] = data.get("text")
-            data["findings"] = res.findings.to_dict()
-            data["text"] = render_text(res.findings)
-            data["captioner"] = captioner
-            data["caption_error"] = None
-            out.append(DatasetRecord.model_validate(data))
-            summary.captioned += 1
-        bar.update(len(batch))
-    bar.close()
+    try:
+        for start in range(0, len(ds), batch_size):
+            batch = ds.records[start:start + batch_size]
+            inputs = [CaptionInput(r.file_name, ds.image(r), ds.mask(r), r.spacing_mm, _modality(r, modality))
+                      for r in batch]
+            for rec, res in zip(batch, _caption_batch(cap, inputs, store, summary), strict=True):
+                out.append(_apply(rec, res, captioner, summary))
+            bar.update(len(batch))
+            bar.set_postfix(cached=summary.cached, failed=summary.failed, refresh=False)
+    finally:
+        bar.close()
+        close = getattr(getattr(cap, "client", None), "close", None)
+        if close is not None:
+            close()
     write_records(root, out)
     if summary.failed:
         logger.warning("%d of %d rows could not be captioned (see caption_error in the metadata)",
                        summary.failed, summary.rows)
     return summary
+
+
+def _apply(rec: DatasetRecord, res: CaptionResult, captioner: str, summary: CaptionSummary) -> DatasetRecord:
+    data = rec.to_json_dict()
+    if res.findings is None:
+        summary.failed += 1
+        summary.errors[rec.file_name] = res.error or "no findings"
+        data["caption_error"] = res.error or "no findings"
+        data["caption_raw"] = res.raw[:RAW_LIMIT] if res.raw else None
+        return DatasetRecord.model_validate(data)
+    if rec.captioner is None:  # first captioning: keep what the row held
+        data["original_findings"] = data.get("findings")
+        data["original_text"] = data.get("text")
+    data["findings"] = res.findings.to_dict()
+    data["text"] = render_text(res.findings)
+    if data["text"] != rec.text and data.get("paraphrases"):
+        data["paraphrases"] = []  # paraphrases of the old caption would contradict the new findings
+    data["captioner"] = captioner
+    data["caption_error"] = None
+    data.pop("caption_raw", None)
+    summary.captioned += 1
+    return DatasetRecord.model_validate(data)

@@ -37,6 +37,8 @@ class ViTConfig(BaseModel):
             — a stack of stride-2 3x3 convolutions with the same total stride (Xiao et al.
             2021, "Early convolutions help transformers see better"), which trains faster
             and needs less data. ``patch_size`` must then be a power of two.
+        stem_convs: With the conv stem, 3x3 convolutions per halving: a stride-2 one, then
+            ``stem_convs - 1`` at stride 1 (deeper early features see small lesions better).
         num_classes: Output logits.
     """
 
@@ -53,6 +55,7 @@ class ViTConfig(BaseModel):
     dropout: float = Field(0.3, ge=0, lt=1)
     pool: Literal["cls", "mean"] = "cls"
     stem: Literal["patch", "conv"] = "patch"
+    stem_convs: int = Field(1, ge=1)
     num_classes: int = Field(2, ge=2)
 
     @model_validator(mode="after")
@@ -70,15 +73,24 @@ class ViTConfig(BaseModel):
         return (self.image_size // self.patch_size) ** 2
 
 
-def conv_stem(channels: int, dim: int, patch_size: int) -> nn.Sequential:
-    """Stride-2 3x3 conv-BN-ReLU layers down to 1/patch_size, widths doubling up to dim/2, then a 1x1 to dim."""
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+def conv_stem(channels: int, dim: int, patch_size: int, convs_per_level: int = 1) -> nn.Sequential:
+    """3x3 conv-BN-ReLU levels down to 1/patch_size, widths doubling up to dim/2, then a 1x1 to dim.
+
+    Each level is one stride-2 convolution followed by ``convs_per_level - 1`` stride-1 ones.
+    """
     layers: list[nn.Module] = []
     n = patch_size.bit_length() - 1  # log2(patch_size) halvings
     cin = channels
     for i in range(n):
         cout = max(8, dim // 2 ** (n - i))
-        layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
-                   nn.ReLU(inplace=True)]
+        layers += _conv_bn_relu(cin, cout, 2)
+        for _ in range(convs_per_level - 1):
+            layers += _conv_bn_relu(cout, cout, 1)
         cin = cout
     layers.append(nn.Conv2d(cin, dim, 1))
     return nn.Sequential(*layers)
@@ -134,7 +146,7 @@ class ViT(nn.Module):
             # A strided convolution is the linear projection of flattened non-overlapping patches.
             self.patch_embed: nn.Module = nn.Conv2d(c.channels, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
         else:
-            self.patch_embed = conv_stem(c.channels, c.dim, c.patch_size)
+            self.patch_embed = conv_stem(c.channels, c.dim, c.patch_size, c.stem_convs)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, c.num_patches + 1, c.dim))  # learnable
         self.drop = nn.Dropout(c.dropout)

@@ -1,4 +1,4 @@
-"""``synthmed demo``: the whole pipeline on the built-in benchmark, offline, on a CPU."""
+"""``synthmed demo``: the pipeline runner with the built-in demo config, offline, on a CPU."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="Smoke test: tiny data and budgets (< 2 minutes)."),
     minutes: float = typer.Option(15.0, "--minutes", help="Wall-time budget; training stages scale with it."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
+    force: list[str] = typer.Option([], "--force", help="Rerun this stage (and what reads from it); repeatable."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),
 ) -> None:
-    """Run the whole pipeline on the built-in phantom benchmark, offline, on a CPU."""
-    run_demo(DemoConfig(out=out, quick=quick, minutes=minutes, seed=seed))
+    """Run the whole pipeline on the built-in phantom benchmark, offline, on a CPU (unchanged stages are skipped)."""
+    run_demo(DemoConfig(out=out, quick=quick, minutes=minutes, seed=seed), force=tuple(force))
+    if report:
+        from synthmed.report import write_report
+
+        typer.echo(f"report: {write_report(out)}")
     typer.echo(f"demo finished: see {out / 'summary.md'}")

@@ -24,21 +24,65 @@ def generate_command(
     seed: int = typer.Option(0, "--seed", help="Base seed; image i gets a seed derived from (seed, i)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per pipeline call."),
     lora: list[str] = typer.Option([], "--lora", help="LoRA folder or file (repeatable)."),
+    lora_scale: float = typer.Option(1.0, "--lora-scale", help="Weight of every --lora adapter."),
     embedding: list[str] = typer.Option([], "--embedding", help="Textual-inversion file (repeatable)."),
+    interpolate_to: str | None = typer.Option(
+        None, "--interpolate-to", help="Interpolate from the (single) --prompt to this prompt (seed 002 fig. 2)."),
+    interpolation_points: int = typer.Option(5, "--interpolation-points", help="Images along the interpolation."),
+    inpaint_image: Path | None = typer.Option(None, "--inpaint-image",
+                                              help="Paint the (single) --prompt into this image (seed 002 fig. 4)."),
+    inpaint_mask: list[Path] = typer.Option([], "--inpaint-mask", help="Mask PNG, white = repaint (repeatable)."),
+    strength: float = typer.Option(1.0, "--strength", help="Inpainting strength (1: from pure noise)."),
     negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="Negative prompt."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory."""
+    """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory.
+
+    With --interpolate-to or --inpaint-image it makes an interpolation row or inpainted images instead.
+    """
     from synthmed.generate import GenerateConfig, generate
     from synthmed.utils.configs import load_config
+
+    if interpolate_to is not None or inpaint_image is not None:
+        _extras(model=model, out=out, prompt=prompt, interpolate_to=interpolate_to, points=interpolation_points,
+                inpaint_image=inpaint_image, inpaint_mask=inpaint_mask, strength=strength,
+                common={"loras": list(lora), "lora_scale": lora_scale, "embeddings": list(embedding), "steps": steps,
+                        "guidance_scale": guidance_scale, "scheduler": scheduler, "seed": seed,
+                        "negative_prompt": negative_prompt, "device": device})
+        return
 
     cfg = load_config(GenerateConfig, None, {
         "model": model, "out": str(out), "prompts": list(prompt) or None,
         "prompts_file": str(prompts_file) if prompts_file else None, "findings_grid": findings_grid,
         "num_prompts": num_prompts, "n_per_prompt": n_per_prompt, "steps": steps, "guidance_scale": guidance_scale,
         "scheduler": scheduler, "seed": seed, "batch_size": batch_size, "loras": list(lora) or None,
+        "lora_scale": lora_scale,
         "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "device": device,
         "progress": not no_progress})
     path = generate(cfg)
+    typer.echo(f"generated dataset in {path}")
+
+
+def _extras(*, model, out, prompt, interpolate_to, points, inpaint_image, inpaint_mask, strength, common) -> None:
+    """Interpolation or inpainting (synthmed.generate.extras)."""
+    from synthmed.errors import ConfigError
+    from synthmed.generate.extras import InpaintConfig, InterpolationConfig, inpaint, interpolate
+    from synthmed.utils.configs import load_config
+
+    if interpolate_to is not None and inpaint_image is not None:
+        raise ConfigError("--interpolate-to and --inpaint-image exclude each other")
+    if len(prompt) != 1:
+        raise ConfigError(f"give exactly one --prompt with --interpolate-to / --inpaint-image (got {len(prompt)})")
+    if interpolate_to is not None:
+        cfg = load_config(InterpolationConfig, None, {"model": model, "out": str(out), "prompt_from": prompt[0],
+                                                      "prompt_to": interpolate_to, "num_points": points, **common})
+        path = interpolate(cfg)
+    else:
+        if not inpaint_mask:
+            raise ConfigError("--inpaint-image needs at least one --inpaint-mask")
+        cfg = load_config(InpaintConfig, None, {"model": model, "out": str(out), "prompt": prompt[0],
+                                                "image": str(inpaint_image), "masks": [str(m) for m in inpaint_mask],
+                                                "strength": strength, **common})
+        path = inpaint(cfg)
     typer.echo(f"generated dataset in {path}")

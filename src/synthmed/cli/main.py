@@ -22,7 +22,10 @@ from synthmed.cli.evaluate import evaluate_app
 from synthmed.cli.evaluate_fidelity import fidelity_command, privacy_command
 from synthmed.cli.generate import generate_command
 from synthmed.cli.judge import judge_command
+from synthmed.cli.localize import explain_command, localization_command, localize_app
+from synthmed.cli.paraphrase import paraphrase_command
 from synthmed.cli.phantom import phantom_command
+from synthmed.cli.run import report_command, run_command
 from synthmed.cli.train import train_app
 from synthmed.errors import SynthmedError
 
@@ -36,12 +39,18 @@ app = typer.Typer(
 data_app.command("phantom")(phantom_command)
 app.add_typer(data_app, name="data")
 app.command("caption")(caption_command)
+app.command("paraphrase")(paraphrase_command)
 app.command("demo")(demo_command)
+app.command("run")(run_command)
+app.command("report")(report_command)
 train_app.command("judge")(judge_command)
 app.add_typer(train_app, name="train")
 app.command("generate")(generate_command)
 evaluate_app.command("fidelity")(fidelity_command)
 evaluate_app.command("privacy")(privacy_command)
+evaluate_app.command("localization")(localization_command)
+app.add_typer(localize_app, name="localize")
+app.command("explain")(explain_command)
 app.add_typer(evaluate_app, name="evaluate")
 
 _err = Console(stderr=True)

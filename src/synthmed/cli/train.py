@@ -1,4 +1,5 @@
-"""``synthmed train``: train generative models (``ldm`` so far)."""
+"""``synthmed train``: train generative models (``ldm``) and fine-tune pretrained ones (``lora``,
+``textual-inversion``, ``kandinsky``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ from pathlib import Path
 import typer
 
 train_app = typer.Typer(help="Train generative models.", no_args_is_help=True)
+
+
+def _register_finetune() -> None:
+    from synthmed.cli.finetune import kandinsky_command, lora_command, textual_inversion_command
+
+    train_app.command("lora")(lora_command)
+    train_app.command("textual-inversion")(textual_inversion_command)
+    train_app.command("kandinsky")(kandinsky_command)
+
+
+_register_finetune()
 
 
 @train_app.command("ldm")

@@ -17,12 +17,9 @@ from rich.table import Table
 from synthmed.classify.metrics import wilson_interval
 from synthmed.evaluate.attributes import AttributeAgreement, attribute_agreement
 from synthmed.findings.schema import (
+    BRAIN_ATTRIBUTE_VALUES,
     HEMISPHERES,
-    INTENSITIES,
     LOBES,
-    ORIENTATIONS,
-    SHAPES,
-    SIZE_CATEGORIES,
     BrainMRIFindings,
 )
 
@@ -34,16 +31,8 @@ SEED000_COLUMNS: tuple[tuple[str, str], ...] = (
 
 #: The values of each attribute, in the order confusion matrices list them.
 ATTRIBUTE_VALUES: dict[str, tuple[object, ...]] = {
-    "tumor_present": (False, True),
-    "hemisphere": HEMISPHERES,
-    "lobe": LOBES,
+    **BRAIN_ATTRIBUTE_VALUES,
     "location": tuple(f"{h} {lobe}" for h in HEMISPHERES for lobe in LOBES),
-    "size_category": SIZE_CATEGORIES,
-    "shape": SHAPES,
-    "intensity": INTENSITIES,
-    "orientation": ORIENTATIONS,
-    "edema": (False, True),
-    "mass_effect": (False, True),
 }
 
 

@@ -37,6 +37,21 @@ INTENSITIES: tuple[str, ...] = Intensity.__args__  # type: ignore[attr-defined]
 ORIENTATIONS: tuple[str, ...] = Orientation.__args__  # type: ignore[attr-defined]
 TUMOR_TYPES: tuple[str, ...] = TumorType.__args__  # type: ignore[attr-defined]
 
+#: Every brain-MRI attribute with a closed set of values, in one fixed order (booleans False
+#: first). Judges, findings grids and report tables derive their value lists from this.
+BRAIN_ATTRIBUTE_VALUES: dict[str, tuple[object, ...]] = {
+    "tumor_present": (False, True),
+    "tumor_type": TUMOR_TYPES,
+    "hemisphere": HEMISPHERES,
+    "lobe": LOBES,
+    "size_category": SIZE_CATEGORIES,
+    "shape": SHAPES,
+    "intensity": INTENSITIES,
+    "orientation": ORIENTATIONS,
+    "edema": (False, True),
+    "mass_effect": (False, True),
+}
+
 #: Upper bounds (mm, exclusive) of the size categories; "large" has no upper bound.
 SIZE_CATEGORY_BOUNDS_MM: dict[str, float] = {"small": 20.0, "medium": 40.0}
 

@@ -75,7 +75,7 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
         pipe.set_adapters(names, adapter_weights=[lora_scale] * len(names))
     for emb in embeddings:
         try:
-            pipe.load_textual_inversion(emb)
+            _load_embedding(pipe, emb)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ConfigError(f"--embedding {emb!r}: cannot load a textual-inversion embedding ({err})") from err
     pipe.to(device)
@@ -83,3 +83,22 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
     logger.info("loaded %s (%s, sampler %s, %d LoRA, %d embeddings)", model, type(pipe).__name__, scheduler,
                 len(names), len(embeddings))
     return pipe
+
+
+def _load_embedding(pipe, path: str) -> None:
+    """``load_textual_inversion``; an SDXL file (``clip_l`` / ``clip_g``) goes into both text encoders."""
+    if str(path).endswith(".safetensors") and hasattr(pipe, "text_encoder_2"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            keys, meta = set(fh.keys()), fh.metadata() or {}
+            if {"clip_l", "clip_g"} <= keys:
+                token = meta.get("token")
+                if not token:
+                    raise ValueError("SDXL embedding file has no 'token' in its metadata")
+                pipe.load_textual_inversion(fh.get_tensor("clip_l"), token=token, text_encoder=pipe.text_encoder,
+                                            tokenizer=pipe.tokenizer)
+                pipe.load_textual_inversion(fh.get_tensor("clip_g"), token=token, text_encoder=pipe.text_encoder_2,
+                                            tokenizer=pipe.tokenizer_2)
+                return
+    pipe.load_textual_inversion(path)

@@ -29,32 +29,16 @@ from synthmed.errors import ConfigError, DataError
 from synthmed.findings.parse import FindingsParseError, parse_text
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import (
-    HEMISPHERES,
-    INTENSITIES,
-    LOBES,
-    ORIENTATIONS,
-    SHAPES,
-    SIZE_CATEGORIES,
-    TUMOR_TYPES,
+    BRAIN_ATTRIBUTE_VALUES,
     BrainMRIFindings,
 )
 
 DEFAULT_GRID = "presence x hemisphere x size x shape"
 _BOOL_VALUES = {"true": True, "yes": True, "present": True, "1": True,
                 "false": False, "no": False, "absent": False, "0": False}
-#: Grid attributes and their values (booleans spelled true/false).
-GRID_ATTRIBUTES: dict[str, tuple] = {
-    "tumor_present": (True, False),
-    "tumor_type": TUMOR_TYPES,
-    "hemisphere": HEMISPHERES,
-    "lobe": LOBES,
-    "size_category": SIZE_CATEGORIES,
-    "shape": SHAPES,
-    "intensity": INTENSITIES,
-    "orientation": ORIENTATIONS,
-    "edema": (True, False),
-    "mass_effect": (True, False),
-}
+#: Grid attributes and their values (booleans spelled true/false; a grid lists True first).
+GRID_ATTRIBUTES: dict[str, tuple] = {name: (True, False) if values == (False, True) else values
+                                     for name, values in BRAIN_ATTRIBUTE_VALUES.items()}
 _ALIASES = {"presence": "tumor_present", "present": "tumor_present", "size": "size_category", "type": "tumor_type"}
 
 

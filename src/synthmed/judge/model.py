@@ -32,18 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from synthmed.classify.cnn import _coords
-from synthmed.findings.schema import HEMISPHERES, INTENSITIES, LOBES, ORIENTATIONS, SHAPES, SIZE_CATEGORIES
+from synthmed.findings.schema import BRAIN_ATTRIBUTE_VALUES
 
 #: The attributes a judge predicts besides presence, with their values (head class order).
 DEFAULT_ATTRIBUTES: dict[str, tuple[object, ...]] = {
-    "hemisphere": HEMISPHERES,
-    "lobe": LOBES,
-    "size_category": SIZE_CATEGORIES,
-    "shape": SHAPES,
-    "intensity": INTENSITIES,
-    "orientation": ORIENTATIONS,
-    "edema": (False, True),
-    "mass_effect": (False, True),
+    name: BRAIN_ATTRIBUTE_VALUES[name] for name in
+    ("hemisphere", "lobe", "size_category", "shape", "intensity", "orientation", "edema", "mass_effect")
 }
 
 

@@ -51,6 +51,14 @@ class UNetConfig(_Strict):
     ``attention`` says, per resolution level, whether its blocks carry transformer blocks
     (self-attention, cross-attention to the text, feed-forward). ``attention_heads`` is
     the number of heads (diffusers calls it ``attention_head_dim`` for historical reasons).
+
+    ``pooled_text`` adds a second, global path for the text besides cross-attention: the
+    tokens are attention-pooled into one vector that is added to the timestep embedding
+    (diffusers' ``addition_embed_type="text"``), so every residual block sees the prompt,
+    as Imagen and SDXL add pooled text to the timestep embedding. It gives a small
+    from-scratch model a direct path from the prompt to every layer; the pipeline folder
+    stays loadable by vanilla diffusers. MSDM itself has cross-attention only
+    (``pooled_text: false`` in configs/ldm-msdm.yaml).
     """
 
     block_out_channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -60,6 +68,7 @@ class UNetConfig(_Strict):
     attention_heads: int = Field(4, ge=1)
     norm_num_groups: int = Field(16, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pooled_text: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> UNetConfig:
@@ -119,6 +128,8 @@ def build_unet(cfg: UNetConfig, *, latent_channels: int, sample_size: int,
         transformer_layers_per_block=cfg.transformer_layers_per_block,
         cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_heads,
         norm_num_groups=cfg.norm_num_groups, dropout=cfg.dropout,
+        addition_embed_type="text" if cfg.pooled_text else None,
+        addition_embed_type_num_heads=cfg.attention_heads,
     )
 
 

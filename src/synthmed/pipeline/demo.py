@@ -1,35 +1,32 @@
-"""``synthmed demo``: the whole pipeline on the built-in benchmark, offline, on a CPU.
+"""``synthmed demo``: the pipeline runner (``synthmed run``) with a built-in config, offline, on a CPU.
 
 Stages, each writing into the run directory:
 
-1. ``data/real`` — the phantom brain-MRI benchmark (images, masks, true findings);
-2. caption it with the ``mask`` captioner, as a user would caption real scans (the ground
-   truth stays in ``original_findings``), and score the captioner against the truth;
+1. ``data/phantom`` — the phantom brain-MRI benchmark (images, masks, true findings);
+2. ``data/real`` — a copy captioned with the ``mask`` captioner, as a user would caption real
+   scans (the ground truth stays in ``original_findings``), scored against the truth;
 3. ``judge`` — a findings judge trained on the real training split only;
 4. ``model`` — a text-conditioned latent diffusion model trained from scratch (MSDM-style);
 5. ``data/synthetic`` — a generated set whose findings follow the real data's distribution;
-6. ``eval/`` — prompt adherence judged by the judge, and fidelity (Fréchet distance, KID,
-   precision/recall) against the held-out real test images.
+6. ``eval/adherence``, ``eval/fidelity`` — prompt adherence judged by the judge, and fidelity
+   (Fréchet distance, KID, precision/recall) against the held-out real test images.
 
-``summary.json`` and ``summary.md`` report what was done and measured. The time budget
-(``--minutes``) is shared: fixed-cost stages are estimated and the latent diffusion model
-gets what is left.
+``summary.json`` and ``summary.md`` report what was done and measured; ``run.json`` is the
+runner's provenance record, and ``synthmed report`` turns the directory into one HTML page.
+Rerunning with the same options skips every unchanged stage. The time budget (``--minutes``)
+is shared: the diffusion model trains with ``minutes: auto``, i.e. what is left after the
+earlier stages and the reserves of generation and evaluation (:meth:`DemoConfig.ldm_minutes`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthmed.caption import caption_dataset
-from synthmed.data import read_records
-from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.errors import ConfigError
-from synthmed.evaluate import attribute_agreement
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -88,73 +85,73 @@ class DemoConfig:
         return max(left, _MIN_LDM_MINUTES)
 
 
-@contextmanager
-def _stage(cfg: DemoConfig, name: str):
-    logger.info("demo stage: %s", name)
-    t0 = time.perf_counter()
-    yield
-    cfg.timings[name] = round(time.perf_counter() - t0, 1)
+def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
+    """The built-in demo as a pipeline config (a mapping :class:`~synthmed.pipeline.PipelineConfig` validates).
+
+    ``configs/run-demo.yaml`` is this mapping for the default (15-minute) demo.
+    """
+    if cfg.quick:  # a small network and a few steps: proves the path, not the quality
+        ldm: dict[str, Any] = {
+            "resolution": cfg.size, "tensorboard": True, "num_samples": 4, "sample_steps": 5,
+            "autoencoder": {"model": {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "latent_channels": 4},
+                            "max_steps": 20, "batch_size": 4, "crop_size": 32, "warmup_steps": 2},
+            "unet": {"model": {"block_out_channels": [16, 32], "attention": [False, True], "norm_num_groups": 8},
+                     "max_steps": 30, "batch_size": 8, "warmup_steps": 2}}
+    else:
+        ldm = {"resolution": cfg.size, "minutes": "auto", "tensorboard": True}
+    judge: dict[str, Any] = {"preset": "quick" if cfg.quick else "cpu", "epochs": 4 if cfg.quick else 8}
+    if not cfg.quick:
+        judge["image_size"] = 96
+    return {
+        "name": "synthmed demo" + (" (quick)" if cfg.quick else ""),
+        "description": "The offline demo: a phantom brain-MRI benchmark, captioned from its masks; a findings "
+                       "judge and a text-conditioned latent diffusion model trained from scratch on the real "
+                       "training split; a generated set scored for prompt adherence and fidelity.",
+        "out": str(cfg.out),
+        "seed": cfg.seed,
+        "minutes": cfg.minutes,
+        "min_auto_minutes": _MIN_LDM_MINUTES,
+        "stages": [
+            {"name": "phantom", "kind": "data.phantom", "out": "data/phantom",
+             "settings": {"n": cfg.n_images, "size": cfg.size}},
+            {"name": "caption", "kind": "caption", "out": "data/real",
+             "settings": {"data": "${phantom}", "captioner": "mask"}},
+            {"name": "judge", "kind": "train.judge", "settings": {"data": "${caption}", **judge}},
+            {"name": "train_ldm", "kind": "train.ldm", "out": "model", "settings": {"data": "${caption}", **ldm}},
+            {"name": "generate", "kind": "generate", "out": "data/synthetic",
+             "reserve_minutes": _RESERVED_MINUTES["generate"],
+             "settings": {"model": "${train_ldm}", "findings_grid": "balanced:${caption}",
+                          "num_prompts": cfg.n_generated, "n_per_prompt": 1, "steps": 10 if cfg.quick else 25,
+                          "scheduler": "dpm-solver++", "guidance_scale": 3.0, "batch_size": 16}},
+            {"name": "adherence", "kind": "evaluate.adherence", "out": "eval/adherence",
+             "reserve_minutes": _RESERVED_MINUTES["evaluate"] / 4,
+             "settings": {"fake": "${generate}", "judge": "${judge}"}},
+            {"name": "fidelity", "kind": "evaluate.fidelity", "out": "eval/fidelity",
+             "reserve_minutes": _RESERVED_MINUTES["evaluate"] * 3 / 4,
+             "settings": {"real": "${caption}", "fake": "${generate}", "features": "efficientnet-lite0",
+                          "bootstrap": 0 if cfg.quick else 50}},
+        ],
+    }
 
 
-def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run the demo into ``cfg.out`` and return the summary (also written to summary.json/.md)."""
-    from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-    from synthmed.evaluate.fidelity_run import evaluate_fidelity
-    from synthmed.generate import GenerateConfig, generate
-    from synthmed.judge import JudgeTrainConfig, train_judge
-    from synthmed.train.ldm import LDMTrainConfig, train_ldm
+def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the demo into ``cfg.out`` (skipping unchanged stages) and return the summary (summary.json/.md)."""
+    from synthmed.pipeline.config import load_pipeline_config
+    from synthmed.pipeline.runner import run_pipeline
 
-    started = time.perf_counter()
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    real, synthetic = cfg.out / "data" / "real", cfg.out / "data" / "synthetic"
-    judge_dir, model_dir, eval_dir = cfg.out / "judge", cfg.out / "model", cfg.out / "eval"
+    pipeline = load_pipeline_config(data=demo_pipeline(cfg))
+    result = run_pipeline(pipeline, cfg.out, force=force)
+    cfg.timings.update({s.name: s.seconds for s in result.stages})
+    by_name = {s.name: s for s in result.stages}
     summary: dict[str, Any] = {"config": {"quick": cfg.quick, "minutes": cfg.minutes, "seed": cfg.seed,
                                           "n_images": cfg.n_images, "size": cfg.size,
                                           "n_generated": cfg.n_generated}}
-
-    with _stage(cfg, "phantom"):
-        generate_phantom(PhantomConfig(out=real, n=cfg.n_images, size=cfg.size, seed=cfg.seed))
-    with _stage(cfg, "caption"):
-        caption_dataset(real, "mask")
-        scores = attribute_agreement((r.findings, r.original_findings) for r in read_records(real))
-        summary["captioner_accuracy"] = {name: {"accuracy": agg.accuracy, "n": agg.n}
-                                         for name, agg in scores.items() if agg.n and agg.missing < agg.n}
-
-    with _stage(cfg, "judge"):
-        report = train_judge(JudgeTrainConfig(data=real, out=judge_dir, preset="quick" if cfg.quick else "cpu",
-                                              seed=cfg.seed, epochs=4 if cfg.quick else 8,
-                                              image_size=None if cfg.quick else 96))
-        summary["judge_real_test_accuracy"] = {k: v.accuracy for k, v in report.real_test.items() if v.n}
-
-    with _stage(cfg, "train_ldm"):
-        if cfg.quick:  # a small network and a few steps: proves the path, not the quality
-            ldm = LDMTrainConfig(
-                data=real, out=model_dir, seed=cfg.seed, resolution=cfg.size, overwrite=True, tensorboard=False,
-                num_samples=4, sample_steps=5,
-                autoencoder={"model": {"block_out_channels": [8, 16, 16], "norm_num_groups": 4, "latent_channels": 4},
-                             "max_steps": 20, "batch_size": 4, "crop_size": 32, "warmup_steps": 2},
-                unet={"model": {"block_out_channels": [16, 32], "attention": [False, True], "norm_num_groups": 8},
-                      "max_steps": 30, "batch_size": 8, "warmup_steps": 2})
-        else:
-            ldm = LDMTrainConfig(data=real, out=model_dir, seed=cfg.seed, resolution=cfg.size,
-                                 minutes=cfg.ldm_minutes(time.perf_counter() - started), overwrite=True)
-        train_ldm(ldm)
-
-    with _stage(cfg, "generate"):
-        generate(GenerateConfig(model=str(model_dir), out=synthetic, findings_grid=f"balanced:{real}",
-                                num_prompts=cfg.n_generated, n_per_prompt=1, steps=10 if cfg.quick else 25,
-                                scheduler="dpm-solver++", guidance_scale=3.0, seed=cfg.seed, batch_size=16))
-
-    with _stage(cfg, "evaluate"):
-        adherence = evaluate_adherence(AdherenceConfig(fake=synthetic, judge=judge_dir,
-                                                       out=eval_dir / "adherence.json"), progress=False)
-        summary["adherence"] = {k: v.accuracy for k, v in adherence.agreements.items() if v.n}
-        fidelity = evaluate_fidelity({"real": real, "fake": synthetic, "out": eval_dir / "fidelity.json",
-                                      "features": "efficientnet-lite0", "bootstrap": 0 if cfg.quick else 50,
-                                      "cache_dir": cfg.out / "cache"})
-        summary["fidelity"] = _headline(fidelity)
-
-    summary["timings_s"] = {**cfg.timings, "total": round(time.perf_counter() - started, 1)}
+    summary["captioner_accuracy"] = by_name["caption"].summary.get("accuracy_vs_original", {})
+    summary["judge_real_test_accuracy"] = by_name["judge"].summary.get("real_test_accuracy", {})
+    summary["adherence"] = by_name["adherence"].summary.get("accuracy", {})
+    summary["fidelity"] = _headline(json.loads((cfg.out / "eval" / "fidelity" / "fidelity.json").read_text()))
+    summary["stages"] = {s.name: s.status for s in result.stages}
+    summary["timings_s"] = {**cfg.timings, "total": result.seconds}
     summary["provenance"] = provenance()
     write_json_atomic(cfg.out / "summary.json", summary)
     (cfg.out / "summary.md").write_text(_markdown(summary))

@@ -144,6 +144,9 @@ def paint_tumour(img: np.ndarray, brain: np.ndarray, spec: TumourSpec, centre: t
     texture = ndimage.gaussian_filter(rng.normal(0, 1, img.shape), 1.2)
     texture /= max(texture.std(), 1e-6)
     out = img.copy()
+    # The tissue the tumour displaces: brain within 8 mm outside the outline, before edema.
+    around = brain & ~mask & (r <= big_r + 8.0)
+    local_tissue = float(np.median(img[around])) if around.sum() >= 10 else None
     if spec.edema:
         # A band of 0.5-0.9 radii plus 3-6 mm around the outline, with a 2-pixel soft edge.
         extent = big_r * rng.uniform(0.5, 0.9) * (1 + 0.15 * np.cos(3 * theta + rng.uniform(0, 6)))
@@ -158,10 +161,13 @@ def paint_tumour(img: np.ndarray, brain: np.ndarray, spec: TumourSpec, centre: t
     elif spec.intensity == "hypointense":
         value = 0.24 + 0.04 * texture
     elif spec.intensity == "isointense":
-        # Same mean signal as the brain around it; visible by its mottled texture and a
-        # faint darker capsule, as isointense masses are on real scans.
-        capsule = np.clip((rel - 0.82) / 0.1, 0, 1)
-        value = background + 0.09 * texture - 0.08 * capsule
+        # Same signal as the brain tissue around it (before edema); visible by its mottled texture and a
+        # darker capsule, as isointense masses are on real scans. Both are strong enough
+        # that a small isointense tumour is still visible at 128 px, so the ground truth
+        # never asks a captioner or judge to find what the image does not show.
+        capsule = np.clip((rel - 0.75) / 0.12, 0, 1)
+        level = background if local_tissue is None else local_tissue
+        value = level + 0.16 * texture - 0.16 * capsule
     elif spec.intensity == "ring-enhancing":
         rim_px = max(1.6, 0.3 * spec.diameter_mm / 2 / spacing)  # rim at least 1.6 px thick
         rim_rel = min(0.6, rim_px * spacing / (spec.diameter_mm / 2))

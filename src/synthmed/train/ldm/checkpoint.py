@@ -3,7 +3,7 @@
 A checkpoint is a directory ``step-00001234/`` holding
 
 =========================  =====================================================
-``model.safetensors``      the trained module's weights
+``model.safetensors``      the trained module's weights (or only its trainable parameters, for adapters)
 ``ema.safetensors``        the EMA weights (when EMA is on)
 ``optimizer.safetensors``  every tensor of the optimizer state (``"{param}.{key}"``)
 ``optimizer.json``         the optimizer's param groups and non-tensor state
@@ -141,10 +141,23 @@ def write_rng(tmp: Path, rank: int) -> None:
     write_json_atomic(tmp / f"rng-{rank}.json", meta)
 
 
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters of ``model`` that require gradients (LoRA matrices, new embedding rows)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
 def write_main(tmp: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               ema_state: dict[str, torch.Tensor] | None, state: CheckpointState) -> None:
-    """Save weights, optimizer, scheduler and step into a checkpoint being written (main process)."""
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+               ema_state: dict[str, torch.Tensor] | None, state: CheckpointState,
+               trainable_only: bool = False) -> None:
+    """Save weights, optimizer, scheduler and step into a checkpoint being written (main process).
+
+    With ``trainable_only`` only the parameters that require gradients are saved: a LoRA
+    checkpoint of SD 1.5 then holds megabytes, not the frozen gigabytes of its base.
+    """
+    if trainable_only:
+        weights = trainable_state(model)
+    else:
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(weights, str(tmp / "model.safetensors"))
     if ema_state is not None:
         save_file({k: v.contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
@@ -176,9 +189,12 @@ def read_state(path: str | Path) -> CheckpointState:
 
 
 def load_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    rank: int = 0, expected_digest: str | None = None
+                    rank: int = 0, expected_digest: str | None = None, trainable_only: bool = False
                     ) -> tuple[CheckpointState, dict[str, torch.Tensor] | None]:
     """Restore a checkpoint into ``model``, ``optimizer`` and ``scheduler`` and the RNGs.
+
+    With ``trainable_only`` the checkpoint holds only the trainable parameters (see
+    :func:`write_main`); every one of them must be present, the frozen rest is left as is.
 
     Returns:
         The scalar state and the EMA weights (None when the checkpoint has none).
@@ -192,7 +208,15 @@ def load_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         raise CheckpointError(f"{path}: written by a different training configuration (digest {state.digest[:12]} "
                               f"!= {expected_digest[:12]}); use the original config or start a new --out")
     try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        weights = load_file(str(path / "model.safetensors"))
+        if trainable_only:
+            wanted = {k for k, v in model.named_parameters() if v.requires_grad}
+            missing = sorted(wanted - set(weights))
+            if missing:
+                raise KeyError(f"{len(missing)} trainable parameters missing, e.g. {missing[0]!r}")
+            model.load_state_dict(weights, strict=False)
+        else:
+            model.load_state_dict(weights)
         meta = json.loads((path / "optimizer.json").read_text())
         optimizer.load_state_dict(_optimizer_join(load_file(str(path / "optimizer.safetensors")), meta))
         scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))

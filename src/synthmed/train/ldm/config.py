@@ -70,6 +70,8 @@ class UNetTrainConfig(StageConfig):
     context_dropout: float = Field(0.1, ge=0, le=1, description="probability of training on the empty prompt")
     use_paraphrases: bool = Field(True, description="sample the caption among text + paraphrases")
     min_snr_gamma: float | None = Field(5.0, gt=0, description="Min-SNR-gamma loss weighting; None: plain MSE")
+    lesion_weight: float = Field(0.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
+                                 "mask: the error there counts (1 + lesion_weight) times; 0 turns it off")
     ema_decay: float | None = Field(0.999, gt=0, lt=1)
     export_ema: bool = Field(True, description="save the EMA weights (not the raw ones) in the pipeline")
 

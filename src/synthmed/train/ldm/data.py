@@ -26,12 +26,15 @@ class TrainingData:
         captions: For each image, its ``text`` followed by its ``paraphrases`` (when used).
         names: The rows' ``file_name``.
         bit_depth: 16 when any image was 16-bit, else 8.
+        masks: (N, 1, H, W) float32 lesion masks in [0, 1] (an empty mask for a row without a
+            lesion) when every row has a mask file; None otherwise.
     """
 
     images: torch.Tensor
     captions: list[list[str]]
     names: list[str]
     bit_depth: int
+    masks: torch.Tensor | None = None
 
     @property
     def channels(self) -> int:
@@ -112,8 +115,13 @@ def load_training_data(root: str | Path, *, resolution: int | None, split: str |
             a = np.repeat(a, chans, axis=-1)
         tensors.append(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))))
     images = torch.stack(tensors).float() * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+    masks = None
+    if all(r.mask_file_name for r in records):
+        masks = torch.stack([torch.from_numpy(np.ascontiguousarray(
+            _square_resize((ds.mask(r) > 0).astype(np.float32), resolution))) for r in records]).unsqueeze(1).float()
     captions = [[r.text.strip()] + ([p.strip() for p in r.paraphrases if p.strip()] if use_paraphrases else [])
                 for r in records]
     logger.info("%d training images (%s, %dx%d), %d captions", len(records), "RGB" if colour else "grayscale",
                 images.shape[-1], images.shape[-2], sum(len(c) for c in captions))
-    return TrainingData(images=images, captions=captions, names=[r.file_name for r in records], bit_depth=bit_depth)
+    return TrainingData(images=images, captions=captions, names=[r.file_name for r in records], bit_depth=bit_depth,
+                        masks=masks)

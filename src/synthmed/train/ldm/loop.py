@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class StagePlan:
         deadline: ``time.monotonic()`` value by which the stage must stop, or None.
         checkpoint_dir: Where ``step-…`` checkpoints go.
         digest: Fingerprint of the configuration; a checkpoint with another one is refused.
+        trainable_only: Checkpoint only the parameters that require gradients (adapters on a
+            frozen pretrained base); the base itself is reloaded from its own files on resume.
     """
 
     name: str
@@ -59,6 +62,7 @@ class StagePlan:
     progress: bool = True
     resume: bool = False
     images_per_step: int = 1
+    trainable_only: bool = False
 
 
 @dataclass
@@ -71,6 +75,10 @@ class StageResult:
     stopped_by: str
     resumed_from: int | None = None
     losses: list[float] = field(default_factory=list)
+    #: Median and fastest wall time of one optimizer step in this run (the fastest is the figure
+    #: least disturbed by other load on a shared machine); None when no step ran.
+    median_step_seconds: float | None = None
+    min_step_seconds: float | None = None
 
 
 def _any_rank(accelerator, flag: bool) -> bool:
@@ -102,7 +110,8 @@ def save_checkpoint(accelerator, plan: StagePlan, *, step: int, total: int | Non
         ckpt.write_main(tmp, model=accelerator.unwrap_model(model), optimizer=optimizer, scheduler=scheduler,
                         ema_state=ema.state_dict() if ema else None,
                         state=ckpt.CheckpointState(step=step, total_steps=total, elapsed_s=elapsed,
-                                                   digest=plan.digest, extra={"stage": plan.name}))
+                                                   digest=plan.digest, extra={"stage": plan.name}),
+                        trainable_only=plan.trainable_only)
     accelerator.wait_for_everyone()
     final = plan.checkpoint_dir / ckpt.checkpoint_name(step)
     if accelerator.is_main_process:
@@ -141,7 +150,8 @@ def run_stage(accelerator, *, model: torch.nn.Module, optimizer: torch.optim.Opt
     latest = ckpt.latest_checkpoint(plan.checkpoint_dir) if plan.resume else None
     if latest is not None:
         state, ema_state = ckpt.load_checkpoint(latest, model=unwrapped, optimizer=optimizer, scheduler=scheduler,
-                                                rank=accelerator.process_index, expected_digest=plan.digest)
+                                                rank=accelerator.process_index, expected_digest=plan.digest,
+                                                trainable_only=plan.trainable_only)
         if ema is not None and ema_state is not None:
             ema.load_state_dict(ema_state)
         step, resumed_from, elapsed_before = state.step, state.step, state.elapsed_s
@@ -246,7 +256,9 @@ def run_stage(accelerator, *, model: torch.nn.Module, optimizer: torch.optim.Opt
     result = StageResult(steps=step, total_steps=total if total is not None else step, seconds=seconds,
                          images_per_second=images / seconds if seconds > 0 else 0.0,
                          last_loss=losses[-1] if losses else float("nan"), stopped_by=stopped_by,
-                         resumed_from=resumed_from, losses=losses)
+                         resumed_from=resumed_from, losses=losses,
+                         median_step_seconds=statistics.median(step_times) if step_times else None,
+                         min_step_seconds=min(step_times) if step_times else None)
     if accelerator.is_main_process:
         logger.info("%s: %d steps (%s) in %.0f s, %.1f images/s, last loss %.4f", plan.name, result.steps,
                     stopped_by, seconds, result.images_per_second, result.last_loss)

@@ -244,7 +244,10 @@ def train_ldm(config: LDMTrainConfig) -> Path:
     texts.precompute([c for caps in data.captions for c in caps] + [""])
     logger.info("encoded %d distinct captions in %.1f s", len(texts), time.monotonic() - t0)
     loss_fn = make_unet_loss_fn(mean, std, scale, data.captions, texts, noise_scheduler, un, seed=cfg.seed,
-                                rank=accelerator.process_index, world=world, device=accelerator.device)
+                                rank=accelerator.process_index, world=world, device=accelerator.device,
+                                lesion_masks=data.masks)
+    if un.lesion_weight > 0 and data.masks is None:
+        logger.warning("lesion_weight=%g ignored: not every training row has a mask", un.lesion_weight)
     prompts, real = _sample_prompts(data, cfg.num_samples)
 
     def sample(step: int) -> None:

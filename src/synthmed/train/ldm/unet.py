@@ -37,7 +37,8 @@ def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float, pred
 
 
 def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tensor, embeddings: torch.Tensor,
-                   noise: torch.Tensor, timesteps: torch.Tensor, *, min_snr_gamma: float | None) -> torch.Tensor:
+                   noise: torch.Tensor, timesteps: torch.Tensor, *, min_snr_gamma: float | None,
+                   pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Denoising loss of one batch.
 
     Args:
@@ -47,6 +48,8 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
         embeddings: (B, L, D) text token embeddings.
         noise: (B, c, h, w) standard normal noise.
         timesteps: (B,) int64 in [0, num_train_timesteps).
+        pixel_weights: Optional (B, 1, h, w) positive weights of each latent pixel's error;
+            each sample's MSE becomes the weighted mean over its pixels.
 
     Returns:
         Scalar loss: mean over the batch of the (weighted) per-sample MSE.
@@ -55,7 +58,12 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
     pred = model(noisy, timesteps, encoder_hidden_states=embeddings).sample
-    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    err = (pred.float() - target.float()).pow(2)
+    if pixel_weights is None:
+        per_sample = err.flatten(1).mean(1)
+    else:
+        w = pixel_weights.float().expand_as(err)
+        per_sample = (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)
     if min_snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, min_snr_gamma, prediction_type)
     return per_sample.mean()
@@ -63,7 +71,8 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
 
 def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scaling_factor: float,
                       captions: list[list[str]], texts: PromptEmbeddingCache, noise_scheduler,
-                      cfg: UNetTrainConfig, *, seed: int, rank: int, world: int, device: torch.device):
+                      cfg: UNetTrainConfig, *, seed: int, rank: int, world: int, device: torch.device,
+                      lesion_masks: torch.Tensor | None = None):
     """The stage-2 ``loss_fn(model, step, micro)``.
 
     Args:
@@ -71,12 +80,19 @@ def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scali
         scaling_factor: Multiplies sampled latents (the VAE's ``scaling_factor``).
         captions: Per image, its captions.
         texts: Frozen text encoder with an embedding cache.
+        lesion_masks: (N, 1, H, W) image-resolution lesion masks; with ``cfg.lesion_weight``
+            > 0 the error on a latent pixel counts ``1 + lesion_weight * lesion fraction``
+            times (lesions are a few percent of a slice, yet they are what the prompt asks for).
     """
     sampler = EpochSampler(len(latent_mean), seed=seed, stage="unet", batch_size=cfg.batch_size,
                            grad_accum=cfg.grad_accum, world=world)
     num_t = noise_scheduler.config.num_train_timesteps
     alphas = noise_scheduler.alphas_cumprod.to(device)
     noise_scheduler.alphas_cumprod = alphas  # add_noise and compute_snr index it on the latents' device
+    weights = None
+    if cfg.lesion_weight > 0 and lesion_masks is not None:
+        lesion = torch.nn.functional.adaptive_avg_pool2d(lesion_masks.float(), latent_mean.shape[-2:])
+        weights = 1.0 + cfg.lesion_weight * lesion  # (N, 1, h, w)
 
     def loss_fn(model: torch.nn.Module, step: int, micro: int) -> torch.Tensor:
         g = step_generator(seed, "unet", step, micro, rank)
@@ -88,6 +104,7 @@ def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scali
         prompts = choose_prompts(captions, idx, cfg.context_dropout, g)
         emb = texts.get(prompts).to(device)
         return diffusion_loss(model, noise_scheduler, z0.to(device), emb, noise.to(device), timesteps.to(device),
-                              min_snr_gamma=cfg.min_snr_gamma)
+                              min_snr_gamma=cfg.min_snr_gamma,
+                              pixel_weights=None if weights is None else weights[idx].to(device))
 
     return loss_fn

@@ -1,0 +1,104 @@
+"""The part every vision-language captioner shares: prompt, parse, repair, give up honestly.
+
+A back end (:mod:`synthmed.caption.hf`, :mod:`synthmed.caption.api`) only answers
+conversations; :class:`VLMCaptioner` builds them from the modality's prompt template,
+validates each reply into findings, and when a reply is malformed or partial it sends the
+reply back with what was wrong and asks again (``max_parse_retries`` times). An image whose
+replies never validate is returned without findings, with every reply kept in ``raw`` and
+the reason in ``error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from synthmed.caption.base import CaptionInput, CaptionResult
+from synthmed.caption.prompts import PromptTemplate, ReplyError, findings_from_reply, repair_message, template_for
+from synthmed.data.imageio import to_float01
+from synthmed.llm.cache import array_digest, digest
+
+RAW_SEPARATOR = "\n--- retry ---\n"
+
+
+@dataclass
+class Conversation:
+    """One image's exchange: the template, the image, and the turns after the first question."""
+
+    item: CaptionInput
+    template: PromptTemplate
+    turns: list[tuple[str, str]] = field(default_factory=list)  # (role, text) after the first user turn
+
+    @property
+    def question(self) -> str:
+        """The first user message: system instructions and the modality's question."""
+        return f"{self.template.system}\n\n{self.template.user}"
+
+
+def to_rgb8(image: np.ndarray) -> Image.Image:
+    """An 8-bit RGB PIL image of a stored scan (16-bit scaled by its own range, grey replicated)."""
+    if image.dtype == np.uint8:
+        arr = image
+    else:
+        arr = np.round(to_float01(image) * 255.0).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+class VLMCaptioner:
+    """Base class: subclasses set ``name`` and implement :meth:`_answer`.
+
+    Args:
+        max_parse_retries: How many times an invalid reply is sent back for repair.
+    """
+
+    name = "vlm"
+
+    def __init__(self, *, max_parse_retries: int = 1):
+        if max_parse_retries < 0:
+            raise ValueError(f"max_parse_retries must be >= 0, got {max_parse_retries}")
+        self.max_parse_retries = max_parse_retries
+
+    def cache_key(self, item: CaptionInput) -> str:
+        """(image pixels, model, prompt version) -> the key of this image's cached result."""
+        return digest(array_digest(item.image), self.name, template_for(item.modality).id)
+
+    def _answer(self, conversations: Sequence[Conversation]) -> list[str | Exception]:
+        """One reply per conversation, or the exception that prevented it (transient failures)."""
+        raise NotImplementedError
+
+    def caption(self, items: Sequence[CaptionInput]) -> list[CaptionResult]:
+        results: list[CaptionResult | None] = [None] * len(items)
+        convs = [Conversation(item, template_for(item.modality)) for item in items]
+        replies: list[list[str]] = [[] for _ in items]
+        errors: list[str] = [""] * len(items)
+        pending = list(range(len(items)))
+        for _ in range(self.max_parse_retries + 1):
+            if not pending:
+                break
+            answers = self._answer([convs[i] for i in pending])
+            retry: list[int] = []
+            for i, answer in zip(pending, answers, strict=True):
+                if isinstance(answer, Exception):
+                    results[i] = CaptionResult(items[i].key, None, raw=RAW_SEPARATOR.join(replies[i]) or None,
+                                               error=f"request failed: {answer}", transient=True)
+                    continue
+                replies[i].append(answer)
+                try:
+                    findings = findings_from_reply(answer, items[i].modality)
+                except ReplyError as err:
+                    errors[i] = str(err)
+                    convs[i].turns += [("assistant", answer), ("user", repair_message(str(err)))]
+                    retry.append(i)
+                    continue
+                results[i] = CaptionResult(items[i].key, findings, raw=answer)
+            pending = retry
+        for i in pending:
+            n = len(replies[i])
+            results[i] = CaptionResult(items[i].key, None, raw=RAW_SEPARATOR.join(replies[i]),
+                                       error=f"unparseable reply after {n} attempt{'s' * (n > 1)}: {errors[i]}")
+        return [r for r in results if r is not None]

@@ -1,0 +1,199 @@
+"""Training the stage decoders (and optionally the last backbone layers) on lesion masks."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from synthmed.errors import ConfigError
+from synthmed.localize.backbone import ClipBackbone, load_backbone
+from synthmed.localize.config import LocalizeTrainConfig
+from synthmed.localize.data import LocalizeItem, load_items
+from synthmed.localize.localizer import Localizer, LocalizerConfig, save_localizer
+from synthmed.localize.losses import localization_loss
+from synthmed.localize.metrics import LocalizationMetrics, best_dice_threshold
+from synthmed.localize.model import StageDecoders
+from synthmed.localize.prompts import prompt_ensemble
+from synthmed.utils.configs import dump_yaml
+from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.seeding import derive_seed
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+BACKBONE_DIR = "backbone"
+
+
+def _prepare_out(cfg: LocalizeTrainConfig) -> Path:
+    out = Path(cfg.out)
+    if out.exists() and any(out.iterdir()) and not (cfg.resume or cfg.overwrite):
+        raise ConfigError(f"{out} is not empty; pass --resume to continue its run or --overwrite to discard it")
+    if cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _backbone(cfg: LocalizeTrainConfig, out: Path) -> tuple[ClipBackbone, str]:
+    """Load the backbone, pretraining the from-scratch CLIP first when asked (reused on resume)."""
+    name = str(cfg.backbone)
+    if name == "scratch":
+        from synthmed.localize.scratch import BackbonePretrainConfig, pretrain_backbone
+
+        target = out / BACKBONE_DIR
+        if not (target / "config.json").is_file():
+            opts = {"data": cfg.data, "out": target, "seed": cfg.seed, "threads": cfg.threads,
+                    "progress": cfg.progress, "resume": True, **cfg.scratch}
+            pretrain_backbone(BackbonePretrainConfig.model_validate(opts))
+        name = str(target)
+    return load_backbone(name, cfg.stage_layers), name
+
+
+def _unfreeze_last_layers(backbone: ClipBackbone, n: int) -> list[torch.nn.Parameter]:
+    if n > backbone.num_layers:
+        raise ConfigError(f"train_backbone_layers={n} but the vision tower has {backbone.num_layers} layers")
+    vision = backbone.model.vision_model
+    params: list[torch.nn.Parameter] = []
+    for layer in vision.encoder.layers[backbone.num_layers - n:]:
+        params += list(layer.parameters())
+    params += list(vision.post_layernorm.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _mask_batch(items: list[LocalizeItem], size: int) -> torch.Tensor:
+    """(B, S, S) float masks resized by area and re-binarised at 0.5."""
+    m = torch.stack([torch.from_numpy(it.mask.astype(np.float32)) for it in items])[:, None]
+    return (F.interpolate(m, size=(size, size), mode="area")[:, 0] >= 0.5).float()
+
+
+def _save_checkpoint(path: Path, decoders, opt, backbone: ClipBackbone, epoch: int, step: int,
+                     losses: list[float]) -> None:
+    trainable = {k: v for k, v in backbone.model.state_dict().items()
+                 if k in {n for n, p in backbone.model.named_parameters() if p.requires_grad}}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"decoders": decoders.state_dict(), "optimizer": opt.state_dict(), "backbone": trainable,
+                "epoch": epoch, "step": step, "losses": losses}, tmp)
+    tmp.replace(path)
+
+
+def train_localizer(cfg: LocalizeTrainConfig) -> Path:
+    """Train the localiser on ``cfg.data`` and save a model directory to ``cfg.out``.
+
+    Returns:
+        The model directory (``config.json``, ``decoders.safetensors``, ``synthmed.json``,
+        and ``backbone/`` when the backbone was pretrained here or partly trained).
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    items = load_items(cfg.data, cfg.train_split, need_masks=True)  # check data before loading any model
+    out = _prepare_out(cfg)
+    dump_yaml(cfg, out / "train_config.yaml")
+    backbone, backbone_name = _backbone(cfg, out)
+    normal, abnormal = prompt_ensemble()
+    text = backbone.ensemble_text_features(normal, abnormal)  # Ft (2, C), fixed
+    torch.manual_seed(derive_seed(cfg.seed, 3))
+    decoders = StageDecoders(len(backbone.stage_layers), backbone.vision_hidden_size, backbone.projection_dim,
+                             cfg.decoder_hidden, cfg.temperature, bool(cfg.center_text))
+    groups = [{"params": list(decoders.parameters()), "lr": cfg.lr}]
+    n_train_bb = int(cfg.train_backbone_layers or 0)
+    if n_train_bb:
+        groups.append({"params": _unfreeze_last_layers(backbone, n_train_bb), "lr": cfg.backbone_lr})
+    opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))  # type: ignore[arg-type]
+    bs = int(cfg.batch_size)  # type: ignore[arg-type]
+    steps_per_epoch = -(-len(items) // bs)
+    ckpt_dir = out / CHECKPOINT_DIR
+    ckpt_dir.mkdir(exist_ok=True)
+    ckpt = ckpt_dir / "last.pt"
+    epoch0 = step0 = 0
+    losses: list[float] = []
+    if cfg.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        decoders.load_state_dict(state["decoders"])
+        opt.load_state_dict(state["optimizer"])
+        backbone.model.load_state_dict(state["backbone"], strict=False)
+        epoch0, step0, losses = int(state["epoch"]), int(state["step"]), list(state["losses"])
+        logger.info("resuming localiser training at epoch %d step %d", epoch0, step0)
+    size = backbone.image_size
+    t0 = time.perf_counter()
+    n_seen = 0
+    bar = tqdm(total=int(cfg.epochs) * steps_per_epoch, initial=epoch0 * steps_per_epoch + step0,  # type: ignore[operator]
+               desc="localiser", disable=not cfg.progress)
+    decoders.train()
+    for epoch in range(epoch0, int(cfg.epochs)):  # type: ignore[arg-type]
+        order = np.random.default_rng(derive_seed(cfg.seed, 4, epoch)).permutation(len(items))
+        for step in range(step0 if epoch == epoch0 else 0, steps_per_epoch):
+            batch = [items[i] for i in order[step * bs:(step + 1) * bs]]
+            pixels = backbone.preprocess([it.image for it in batch])
+            target = _mask_batch(batch, size)
+            with torch.set_grad_enabled(n_train_bb > 0):
+                _, stages = backbone.image_features(pixels)
+            loss = localization_loss(decoders.stage_probs(stages, text, (size, size)), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            n_seen += len(batch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if (step + 1) % cfg.checkpoint_every == 0:
+                _save_checkpoint(ckpt, decoders, opt, backbone, epoch, step + 1, losses)
+        _save_checkpoint(ckpt, decoders, opt, backbone, epoch + 1, 0, losses)
+    bar.close()
+    train_seconds = time.perf_counter() - t0
+    decoders.eval()
+    backbone.model.requires_grad_(False)
+
+    if n_train_bb or backbone_name == str(out / BACKBONE_DIR):
+        if backbone_name != str(out / BACKBONE_DIR):
+            (out / BACKBONE_DIR).mkdir(exist_ok=True)
+            backbone.tokenizer.save_pretrained(out / BACKBONE_DIR)
+            src_pre = Path(backbone_name) / "preprocessor_config.json"
+            if src_pre.is_file():
+                shutil.copy(src_pre, out / BACKBONE_DIR / "preprocessor_config.json")
+        backbone.model.save_pretrained(out / BACKBONE_DIR, safe_serialization=True)
+        backbone_ref = BACKBONE_DIR
+    else:
+        backbone_ref = backbone_name
+    lcfg = LocalizerConfig(backbone=backbone_ref, stage_layers=backbone.stage_layers, image_size=size,
+                           temperature=cfg.temperature, decoder_hidden=cfg.decoder_hidden,
+                           center_text=bool(cfg.center_text),
+                           image_score=cfg.image_score, normal_prompts=normal, abnormal_prompts=abnormal)  # type: ignore[arg-type]
+    localizer = Localizer(lcfg, backbone, decoders, text)
+    calib_split = cfg.val_split
+    try:
+        calib = load_items(cfg.data, calib_split, need_masks=True) if calib_split else items
+    except Exception:  # no val split with masks: calibrate on the training images
+        calib_split, calib = cfg.train_split, items
+    maps, scores = [], []
+    for i in range(0, len(calib), bs):
+        res = localizer.predict([it.image for it in calib[i:i + bs]], out_size=False)
+        maps += [r.anomaly_map for r in res]
+        scores += [r.image_score for r in res]
+    targets = [_mask_batch([it], size)[0].numpy() > 0.5 for it in calib]
+    lcfg.threshold = best_dice_threshold(np.concatenate([t.ravel() for t in targets]),
+                                         np.concatenate([m.ravel() for m in maps]))
+    acc = LocalizationMetrics(lcfg.threshold)
+    for m, t, s, it in zip(maps, targets, scores, calib, strict=True):
+        acc.update(m, t, s, it.label)
+    calib_metrics = acc.compute()
+    save_localizer(out, localizer)
+    write_json_atomic(out / "synthmed.json", provenance(
+        kind="localizer", config=cfg.model_dump(mode="json"), backbone=backbone.describe(),
+        data_hash=hash_dataset(cfg.data), train_images=len(items), final_loss=losses[-1] if losses else None,
+        loss_first_epoch=float(np.mean(losses[:steps_per_epoch])) if losses else None,
+        loss_last_epoch=float(np.mean(losses[-steps_per_epoch:])) if losses else None,
+        train_seconds=round(train_seconds, 1),
+        train_images_per_second=round(n_seen / train_seconds, 2) if train_seconds > 0 else None,
+        calibration={"split": calib_split, "metrics": calib_metrics}))
+    logger.info("localiser saved to %s (threshold %.2f, %s pixel AUROC %s)", out, lcfg.threshold, calib_split,
+                calib_metrics.get("pixel_auroc"))
+    return out

@@ -1,0 +1,88 @@
+"""Content hashes of stage inputs, so that a stage reruns exactly when what it reads changed.
+
+A file hashes by its bytes (SHA-256); a directory by the sorted relative names and bytes of
+every file under it; a dataset directory by :func:`synthmed.utils.provenance.hash_dataset`
+(the rows and the files they name). Hashing a large model folder once is slow, so file digests
+are cached by (path, size, mtime) in the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from synthmed.utils.provenance import hash_file, write_json_atomic
+
+CACHE_FILE = "hash-cache.json"
+#: Directories skipped when hashing a folder: caches and checkpoints are not inputs.
+_SKIP_DIRS = {".synthmed", "checkpoints", "cache", "logs", "__pycache__", ".git"}
+
+
+class HashCache:
+    """File digests keyed by (absolute path, size, mtime_ns), saved in a JSON file."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, list] = {}
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                self.entries = {}
+        self.dirty = False
+
+    def file(self, path: Path) -> str:
+        st = path.stat()
+        key = str(path.resolve())
+        hit = self.entries.get(key)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+        digest = hash_file(path)
+        self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            write_json_atomic(self.path, self.entries)
+            self.dirty = False
+
+
+def hash_path(path: Path, cache: HashCache | None = None) -> str:
+    """A content hash of a file or directory (see the module docstring)."""
+    cache = cache or HashCache(None)
+    if path.is_file():
+        return cache.file(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path)
+        if any(part in _SKIP_DIRS or part.startswith(".tmp") for part in rel.parts):
+            continue
+        h.update(rel.as_posix().encode())
+        h.update(cache.file(f).encode())
+    return h.hexdigest()
+
+
+def hash_input(value: Any, base: Path, cache: HashCache | None = None) -> str | None:
+    """The content hash of a setting that names a file or directory, or None if it names none.
+
+    Values that are not existing paths (a hub id such as ``runwayml/stable-diffusion-v1-5``, a
+    URL) hash as their text in the stage key, which is enough: the text is the identity.
+    """
+    if not isinstance(value, str | Path) or not str(value):
+        return None
+    p = Path(value)
+    p = p if p.is_absolute() else base / p
+    if not p.exists():
+        return None
+    return hash_path(p, cache)
+
+
+def stage_key(kind: str, settings: dict[str, Any], upstream: dict[str, str], inputs: dict[str, str | None],
+              out_dir: str) -> str:
+    """The identity of one stage execution: kind, settings, upstream keys, input hashes, output location."""
+    blob = json.dumps({"kind": kind, "settings": settings, "upstream": upstream, "inputs": inputs, "out": out_dir},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,70 @@
+"""The built-in stage kinds of ``synthmed run`` (one line each; the work is in the library)."""
+
+from __future__ import annotations
+
+from synthmed.pipeline.registry import StageDef, register
+
+_A = "synthmed.pipeline.adapters"
+
+BUILTIN_STAGES = [
+    # data
+    StageDef("data.phantom", "the phantom brain-MRI benchmark (images, masks, true findings)",
+             f"{_A}:PhantomStageConfig", f"{_A}:run_phantom", adapter=True, produces_dataset=True),
+    StageDef("data.import", "import a folder / figshare / DICOM / NIfTI / CSV dataset",
+             f"{_A}:ImportStageConfig", f"{_A}:run_import", adapter=True, inputs=("src",), produces_dataset=True),
+    StageDef("caption", "caption a copy of a dataset (mask, hf:<model>, api:<model>)",
+             f"{_A}:CaptionStageConfig", f"{_A}:run_caption", adapter=True, produces_dataset=True,
+             inputs=("data",)),
+    StageDef("paraphrase", "add checked paraphrases to a copy of a captioned dataset",
+             f"{_A}:ParaphraseStageConfig", f"{_A}:run_paraphrase", adapter=True, produces_dataset=True,
+             inputs=("data",)),
+    # train
+    StageDef("train.judge", "the findings judge (scores prompt adherence)",
+             "synthmed.judge:JudgeTrainConfig", f"{_A}:run_judge", adapter=True, inputs=("data",)),
+    StageDef("train.ldm", "a latent diffusion model from scratch (MSDM)",
+             "synthmed.train.ldm:LDMTrainConfig", "synthmed.train.ldm:train_ldm", inputs=("data", "text_encoder"),
+             resume_field="resume", overwrite_field="overwrite", auto_minutes=True),
+    StageDef("train.lora", "LoRA on SD 1.5 / SDXL (optionally the text encoder)",
+             "synthmed.train.finetune:LoraTrainConfig", "synthmed.train.finetune:train_lora",
+             inputs=("base", "data"), resume_field="resume", overwrite_field="overwrite"),
+    StageDef("train.textual-inversion", "textual-inversion embeddings for new finding tokens",
+             "synthmed.train.finetune:TextualInversionConfig", "synthmed.train.finetune:train_textual_inversion",
+             inputs=("base", "data"), resume_field="resume", overwrite_field="overwrite"),
+    StageDef("train.kandinsky", "LoRA on the Kandinsky 2.2 prior and decoder",
+             "synthmed.train.finetune.kandinsky:KandinskyTrainConfig",
+             "synthmed.train.finetune.kandinsky:train_kandinsky",
+             inputs=("prior", "decoder", "data"), resume_field="resume", overwrite_field="overwrite"),
+    # generate
+    StageDef("generate", "a labelled synthetic dataset from any diffusers pipeline",
+             "synthmed.generate:GenerateConfig", "synthmed.generate:generate", inputs=("model", "prompts_file"),
+             produces_dataset=True),
+    # evaluate
+    StageDef("evaluate.adherence", "does each generated image show what its prompt asked for (judged)",
+             "synthmed.evaluate.adherence:AdherenceConfig", f"{_A}:run_adherence", adapter=True,
+             out_file="adherence.json", inputs=("fake", "judge")),
+    StageDef("evaluate.fidelity", "Fréchet distance, KID, precision/recall, per-finding breakdown",
+             "synthmed.evaluate.fidelity_run:FidelityConfig", "synthmed.evaluate.fidelity_run:evaluate_fidelity",
+             out_file="fidelity.json", inputs=("real", "fake", "weights")),
+    StageDef("evaluate.downstream", "TRTR vs TSTR vs mixed classifiers on held-out real images",
+             "synthmed.evaluate.downstream:DownstreamConfig", f"{_A}:run_downstream", adapter=True,
+             out_file="downstream.json", inputs=("real", "synthetic")),
+    StageDef("evaluate.privacy", "nearest-training-neighbour memorisation audit",
+             "synthmed.evaluate.privacy:PrivacyConfig", "synthmed.evaluate.privacy:evaluate_privacy",
+             inputs=("train", "fake", "test", "weights")),
+    StageDef("evaluate.captions", "captioner accuracy per attribute against reference findings",
+             "synthmed.evaluate.captions:CaptionEvalConfig", f"{_A}:run_captions_eval", adapter=True,
+             out_file="captions.json", inputs=("pred", "ref")),
+    # localise and explain
+    StageDef("localize.train", "CLIP-based localiser: linear decoders on intermediate ViT layers",
+             "synthmed.localize:LocalizeTrainConfig", "synthmed.localize.train:train_localizer",
+             inputs=("data", "backbone"), resume_field="resume", overwrite_field="overwrite"),
+    StageDef("localize.predict", "anomaly maps, overlays and findings per image",
+             "synthmed.localize:LocalizePredictConfig", "synthmed.localize:predict_localization",
+             inputs=("model", "data")),
+    StageDef("explain", "a VLM explains each localisation (zero-shot / instruction / chain-of-thought)",
+             "synthmed.explain:ExplainConfig", f"{_A}:run_explain", adapter=True, out_file="explanation.json",
+             inputs=("data", "pred")),
+]
+
+for _stage in BUILTIN_STAGES:
+    register(_stage)

@@ -1,0 +1,617 @@
+"""Report sections, one function each; a section returns no HTML when its data does not exist in the run."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from synthmed.report import svg
+from synthmed.report.html import cards, fmt, img_tag, png_uri, table, with_ci
+from synthmed.report.rundata import RunData, StageInfo, location_group, read_json, read_rows, size_group
+
+logger = logging.getLogger(__name__)
+
+_FID_KEYS = ("fid", "kid", "precision", "recall", "f1", "density", "coverage", "inception_score")
+_SHOWN_ATTRS = ("tumor_present", "hemisphere", "lobe", "size_category", "shape", "intensity", "orientation", "edema")
+
+
+def _metric(m: dict[str, Any] | None) -> tuple[float | None, list[float] | None]:
+    if not isinstance(m, dict):
+        return (m if isinstance(m, int | float) else None), None
+    return m.get("value", m.get("mean")), m.get("ci95") or m.get("ci")
+
+
+# -- summary ----------------------------------------------------------------------------------------
+def headline(run: RunData) -> list[tuple[str, str]]:
+    """The numbers a reader wants first, each with its interval when one was computed."""
+    out: list[tuple[str, str]] = []
+    for s in run.done("evaluate.fidelity"):
+        res = s.json("fidelity.json") or {}
+        metrics = res.get("metrics", {})
+        for key, label in (("fid", "Fréchet distance"), ("precision", "precision"), ("recall", "recall")):
+            if key in metrics:
+                v, ci = _metric(metrics[key])
+                out.append((f"{label} ({s.name}, {res.get('extractor', {}).get('name', '?')})", with_ci(v, ci)))
+        floor = (res.get("real_vs_real") or {}).get("fid")
+        if floor is not None:
+            out.append((f"Fréchet distance real vs real ({s.name}): the floor", fmt(floor)))
+    for s in run.done("evaluate.adherence"):
+        res = s.json("adherence.json") or {}
+        attrs = res.get("attributes", {})
+        for key in ("tumor_present", "location"):
+            if attrs.get(key, {}).get("n"):
+                out.append(
+                    (
+                        f"adherence: {key} ({s.name}, n={attrs[key]['n']})",
+                        with_ci(attrs[key]["accuracy"], attrs[key].get("ci95")),
+                    )
+                )
+    for s in run.done("evaluate.downstream"):
+        res = s.json("downstream.json") or {}
+        for cond, c in (res.get("conditions") or {}).items():
+            m = (c.get("metrics") or {}).get("auroc") or (c.get("metrics") or {}).get("auc")
+            if m:
+                out.append((f"AUROC {cond} ({s.name})", with_ci(m.get("mean"), m.get("ci"))))
+    for s in run.done("evaluate.privacy"):
+        res = s.json("privacy.json") or {}
+        if "memorisation_fraction" in res:
+            out.append(
+                (
+                    f"likely copies of training images ({s.name})",
+                    f"{res.get('likely_copies', 0)} / {res.get('n_synthetic', '?')}",
+                )
+            )
+    for s in run.done("localize.predict"):
+        res = s.json("metrics.json") or {}
+        for key, value in res.items():
+            if "auroc" in key.lower() and isinstance(value, int | float):
+                out.append((f"{key} ({s.name})", fmt(value)))
+    for s in run.done("caption"):
+        acc = s.summary.get("accuracy_vs_original", {}).get("tumor_present")
+        if acc:
+            out.append((f"captioner tumour presence accuracy ({s.name}, n={acc['n']})", fmt(acc["accuracy"])))
+    return out
+
+
+def trained_on_what(run: RunData) -> str:
+    rows = []
+    for s in run.done("train."):
+        src = run.stage(s.ref("data"))
+        base = s.settings.get("base") or s.settings.get("backbone") or s.settings.get("decoder") or "from scratch"
+        n = len(read_rows(src.out)) if src else None
+        rows.append(
+            [
+                s.name,
+                s.kind,
+                src.name if src else str(s.settings.get("data", "—")),
+                n,
+                str(base) if s.kind != "train.ldm" else "from scratch",
+                s.settings.get("seed"),
+            ]
+        )
+    for s in run.done("generate"):
+        model = run.stage(s.ref("model"))
+        rows.append(
+            [
+                s.name,
+                s.kind,
+                model.name if model else str(s.settings.get("model")),
+                len(read_rows(s.out)),
+                f"{s.settings.get('steps')} steps, {s.settings.get('scheduler')}, "
+                f"guidance {s.settings.get('guidance_scale')}",
+                s.settings.get("seed"),
+            ]
+        )
+    return table(
+        ["stage", "kind", "trained on / from", "images", "base / sampler", "seed"],
+        rows,
+        caption="What was trained on what",
+    )
+
+
+def stage_table(run: RunData) -> str:
+    rows = []
+    for s in run.stages:
+        status = f'<span class="status-{escape(s.status)}">{escape(s.status)}</span>'
+        rows.append([s.name, s.kind, status, f"{s.seconds:.1f}" if s.seconds else "—"])
+    return table(["stage", "kind", "status (last run)", "seconds"], rows)
+
+
+# -- real vs generated grids ----------------------------------------------------------------------
+def _real_source(run: RunData) -> StageInfo | None:
+    for s in run.done("evaluate.fidelity"):
+        if run.stage(s.ref("real")):
+            return run.stage(s.ref("real"))
+    for s in run.done("train."):
+        if run.stage(s.ref("data")):
+            return run.stage(s.ref("data"))
+    datasets = [s for s in run.stages if s.kind in ("data.phantom", "data.import", "caption", "paraphrase")]
+    return datasets[-1] if datasets else None
+
+
+def grids(run: RunData, per_side: int = 6, max_rows: int = 10) -> list[str]:
+    real = _real_source(run)
+    if real is None:
+        return []
+    real_rows = read_rows(real.out)
+    out: list[str] = []
+    for gen in run.done("generate"):
+        fake_rows = read_rows(gen.out)
+        if not real_rows or not fake_rows:
+            continue
+        for title, key in (("by tumour location", location_group), ("by size", size_group)):
+            r_groups: dict[str, list[dict]] = defaultdict(list)
+            f_groups: dict[str, list[dict]] = defaultdict(list)
+            for r in real_rows:
+                k = key(r.get("findings"), r.get("label"))
+                if k:
+                    r_groups[k].append(r)
+            for r in fake_rows:
+                k = key(r.get("requested_findings") or r.get("findings"), r.get("label"))
+                if k:
+                    f_groups[k].append(r)
+            names = [k for k, _ in Counter({k: len(v) for k, v in f_groups.items()}).most_common() if k in r_groups]
+            if not names:
+                continue
+            names = sorted(names[:max_rows], key=lambda k: (k.startswith("no "), k))
+            html = [
+                f"<h3>Real ({escape(real.name)}) vs generated ({escape(gen.name)}), {escape(title)}</h3>",
+                f'<table class="grid"><tr><th></th><th class="side" colspan="{per_side}">real</th>'
+                f'<td class="sep"></td><th class="side" colspan="{per_side}">generated</th></tr>',
+            ]
+            for name in names:
+                cells = [
+                    f'<th class="row">{escape(name)}<br><span class="muted">{len(r_groups[name])} / '
+                    f"{len(f_groups[name])}</span></th>"
+                ]
+                for side, rows, root in (("real", r_groups[name], real.out), ("gen", f_groups[name], gen.out)):
+                    for i in range(per_side):
+                        if i < len(rows):
+                            alt = rows[i].get("prompt") or rows[i].get("text") or rows[i]["file_name"]
+                            cells.append(f"<td>{img_tag(png_uri(root / rows[i]['file_name'], 96), alt, 72)}</td>")
+                        else:
+                            cells.append("<td></td>")
+                    if side == "real":
+                        cells.append('<td class="sep"></td>')
+                html.append("<tr>" + "".join(cells) + "</tr>")
+            html.append("</table>")
+            out.append("".join(html))
+    if out:
+        out.insert(
+            0,
+            '<p class="note">One row per requested finding; generated images are grouped by the findings '
+            "their prompt asked for, real images by their captioned findings. Numbers: real / generated "
+            "images in the group.</p>",
+        )
+    return out
+
+
+# -- training ---------------------------------------------------------------------------------------
+def _tensorboard_losses(out: Path) -> dict[str, list[tuple[float, float]]]:
+    files = sorted(out.glob("logs/**/events.out.tfevents.*"))
+    if not files:
+        return {}
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return {}
+    series: dict[str, list[tuple[float, float]]] = {}
+    for f in files:
+        try:
+            acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
+            acc.Reload()
+            for tag in acc.Tags().get("scalars", []):
+                if "loss" in tag.lower():
+                    series.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+        except Exception as err:  # a corrupt or partial event file must not break the report
+            logger.debug("cannot read %s: %s", f, err)
+    return series
+
+
+def training(run: RunData) -> list[str]:
+    out: list[str] = []
+    plots: list[str] = []
+    for s in run.done("train."):
+        prov = s.json("synthmed.json") or {}
+        history = prov.get("history")
+        if isinstance(history, list) and history and isinstance(history[0], dict):
+            series = {
+                k: [(h.get("epoch", i + 1), h[k]) for i, h in enumerate(history) if isinstance(h.get(k), float)]
+                for k in ("train_loss", "val_loss")
+            }
+            plots.append(
+                svg.line_chart(
+                    {k: v for k, v in series.items() if v},
+                    title=f"{s.name}: loss per epoch",
+                    xlabel="epoch",
+                    ylabel="loss",
+                )
+            )
+        tb = _tensorboard_losses(s.out)
+        if tb:
+            plots.append(svg.line_chart(tb, title=f"{s.name}: training loss", xlabel="step", ylabel="loss", logy=True))
+        for label in ("loss_first_epoch", "loss_last_epoch", "final_loss"):
+            if isinstance(prov.get(label), float):
+                out.append(f"<p>{escape(s.name)}: {label.replace('_', ' ')} = {fmt(prov[label])}</p>")
+    if plots:
+        out.insert(0, '<div class="plots">' + "".join(plots) + "</div>")
+    figs = []
+    for s in run.done("train."):
+        for sub in ("samples", "validation"):
+            pngs = sorted((s.out / sub).glob("*.png"))
+            for p in [q for q in pngs if "autoencoder" in q.name][:1] + [
+                q for q in pngs if "autoencoder" not in q.name
+            ][-1:]:
+                figs.append(
+                    f"<figure>{img_tag(png_uri(p, 384), p.name, cls='thumb')}<figcaption>{escape(s.name)}: "
+                    f"{escape(p.name)}</figcaption></figure>"
+                )
+    if figs:
+        out.append("<h3>Samples saved during training</h3>" + "".join(figs))
+    return out
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+def fidelity(run: RunData) -> list[str]:
+    out: list[str] = []
+    points, by_steps = [], []
+    for s in run.done("evaluate.fidelity"):
+        res = s.json("fidelity.json")
+        if not res:
+            continue
+        metrics = res.get("metrics", {})
+        rows = [[k, with_ci(*_metric(metrics[k]))] for k in _FID_KEYS if k in metrics]
+        floor = res.get("real_vs_real") or {}
+        if floor.get("fid") is not None:
+            rows.append(["fid, real vs real (floor)", fmt(floor["fid"])])
+        ext = res.get("extractor", {})
+        out.append(
+            f"<h3>{escape(s.name)}</h3><p class=note>features: {escape(str(ext.get('name')))}; "
+            f"{res.get('n_real')} real vs {res.get('n_fake')} generated images; "
+            f"comparable with published numbers: {fmt(res.get('comparable_with_published'))}</p>"
+        )
+        out.append(table(["metric", "value [95% CI]"], rows))
+        p, r = _metric(metrics.get("precision"))[0], _metric(metrics.get("recall"))[0]
+        if p is not None and r is not None:
+            points.append((s.name, r, p))
+        gen = run.stage(s.ref("fake"))
+        if gen is not None and "steps" in gen.settings and "fid" in metrics:
+            by_steps.append((gen.settings["steps"], _metric(metrics["fid"])[0]))
+        per = (res.get("breakdown") or {}).get("per_finding") or []
+        if per:
+            keys = [k for k in ("fid", "precision", "recall") if any(k in e for e in per)]
+            out.append(
+                table(
+                    ["attribute", "value", "real", "generated", *keys],
+                    [
+                        [
+                            e.get("attribute"),
+                            str(e.get("value")),
+                            e.get("n_real"),
+                            e.get("n_fake"),
+                            *[e.get(k) for k in keys],
+                        ]
+                        for e in per[:40]
+                    ],
+                    caption="Per requested finding",
+                )
+            )
+        for w in res.get("warnings", [])[:5]:
+            out.append(f"<p class=note>note: {escape(str(w))}</p>")
+    plots = []
+    if points:
+        plots.append(svg.scatter(points, title="Precision vs recall", xlabel="recall", ylabel="precision"))
+    if len({x for x, _ in by_steps}) >= 2:
+        plots.append(
+            svg.line_chart(
+                {"FID": sorted(by_steps)},
+                title="Fréchet distance vs sampling steps",
+                xlabel="sampling steps",
+                ylabel="FID",
+            )
+        )
+    if plots:
+        out.append('<div class="plots">' + "".join(plots) + "</div>")
+    return out
+
+
+def adherence(run: RunData) -> list[str]:
+    out: list[str] = []
+    for s in run.done("evaluate.adherence"):
+        res = s.json("adherence.json")
+        if not res:
+            continue
+        attrs = {k: v for k, v in res.get("attributes", {}).items() if v.get("n")}
+        judge_acc = res.get("judge_real_test_accuracy") or {}
+        names = [a for a in (*_SHOWN_ATTRS, "location") if a in attrs] + [
+            a for a in attrs if a not in _SHOWN_ATTRS and a != "location"
+        ]
+        plot = svg.grouped_bars(
+            names,
+            {
+                "generated (judged)": [
+                    (attrs[a]["accuracy"], tuple(attrs[a]["ci95"]) if attrs[a].get("ci95") else None) for a in names
+                ],
+                "judge on real test": [
+                    (judge_acc.get(a) if judge_acc.get(a) is not None else float("nan"), None) for a in names
+                ],
+            },
+            title=f"{s.name}: prompt adherence per attribute",
+            ylabel="accuracy",
+            ymax=1.0,
+            width=max(560, 70 * len(names)),
+        )
+        unreliable = res.get("judge_unreliable_attributes") or []
+        out.append(f"<h3>{escape(s.name)} (n = {res.get('n')})</h3>" + plot)
+        out.append(
+            table(
+                ["attribute", "accuracy [95% Wilson CI]", "n", "judge on real test", "judge reliable"],
+                [
+                    [
+                        a,
+                        with_ci(attrs[a]["accuracy"], attrs[a].get("ci95")),
+                        attrs[a]["n"],
+                        judge_acc.get(a),
+                        a not in unreliable,
+                    ]
+                    for a in names
+                ],
+            )
+        )
+        mats = []
+        for a in names:
+            cm = attrs[a].get("confusion_matrix")
+            if cm and cm.get("matrix") and len(cm["reference"]) <= 12 and len(mats) < 6:
+                mats.append(svg.heatmap(cm["matrix"], cm["reference"], cm["predicted"], title=f"{a}: confusion"))
+        if mats:
+            out.append('<h3>Confusion matrices (requested → judged)</h3><div class="plots">' + "".join(mats) + "</div>")
+    return out
+
+
+def downstream(run: RunData) -> list[str]:
+    out: list[str] = []
+    for s in run.done("evaluate.downstream"):
+        res = s.json("downstream.json")
+        if not res or not res.get("conditions"):
+            continue
+        conds = res["conditions"]
+        metric_names = [
+            m
+            for m in ("auroc", "accuracy", "balanced_accuracy", "f1")
+            if all(m in (c.get("metrics") or {}) for c in conds.values())
+        ]
+        series = {
+            name: [
+                (c["metrics"][m]["mean"], tuple(c["metrics"][m]["ci"]) if c["metrics"][m].get("ci") else None)
+                for m in metric_names
+            ]
+            for name, c in conds.items()
+        }
+        if metric_names:
+            out.append(
+                svg.grouped_bars(
+                    metric_names, series, title=f"{s.name}: TRTR vs TSTR (held-out real test)", ylabel="score", ymax=1.0
+                )
+            )
+        rows = [
+            [
+                name,
+                c.get("n_real"),
+                c.get("n_synthetic"),
+                *[with_ci(c["metrics"][m]["mean"], c["metrics"][m].get("ci")) for m in metric_names],
+            ]
+            for name, c in conds.items()
+        ]
+        out.append(
+            table(
+                ["condition", "real", "synthetic", *metric_names],
+                rows,
+                caption=f"test: {res.get('test', {}).get('n')} images, "
+                f"{res.get('test', {}).get('patients')} patients; patient-level bootstrap",
+            )
+        )
+        comp = res.get("comparisons") or {}
+        if comp:
+            out.append(
+                table(
+                    ["comparison", *metric_names],
+                    [
+                        [
+                            k,
+                            *[
+                                with_ci((v["metrics"].get(m) or {}).get("value"), (v["metrics"].get(m) or {}).get("ci"))
+                                for m in metric_names
+                            ],
+                        ]
+                        for k, v in comp.items()
+                    ],
+                )
+            )
+    return out
+
+
+def privacy(run: RunData, max_pairs: int = 8) -> list[str]:
+    out: list[str] = []
+    for s in run.done("evaluate.privacy"):
+        res = s.json("privacy.json")
+        if not res:
+            continue
+        out.append(
+            cards(
+                [
+                    ("likely copies", f"{res.get('likely_copies')} / {res.get('n_synthetic')}"),
+                    ("memorisation fraction", fmt(res.get("memorisation_fraction"))),
+                ]
+            )
+        )
+        out.append(f"<p class=note>{escape(str(res.get('rule', '')))}</p>")
+        spaces = res.get("spaces", {})
+        out.append(
+            table(
+                ["space", "threshold", "flagged", "median synthetic→train", "median reference→train", "units"],
+                [
+                    [
+                        k,
+                        v.get("threshold"),
+                        v.get("flagged"),
+                        (v.get("synthetic_to_train") or {}).get("median"),
+                        (v.get("reference_to_train") or {}).get("median"),
+                        v.get("units"),
+                    ]
+                    for k, v in spaces.items()
+                ],
+            )
+        )
+        figs = [
+            f"<figure>{img_tag(png_uri(s.out / p['png'], 256), p['png'])}<figcaption>{escape(p['synthetic'])} vs "
+            f"{escape(p['train'])}: {fmt(p.get('distance_pixels'))}</figcaption></figure>"
+            for p in res.get("pairs", [])[:max_pairs]
+            if (s.out / p["png"]).is_file()
+        ]
+        if figs:
+            out.append("<h3>Nearest-neighbour pairs (generated | training)</h3>" + "".join(figs))
+    return out
+
+
+def captions(run: RunData) -> list[str]:
+    out: list[str] = []
+    for s in run.done("caption"):
+        acc = s.summary.get("accuracy_vs_original")
+        if acc:
+            names = [a for a in acc if acc[a].get("n")]
+            out.append(
+                svg.bar_chart(
+                    [(a, acc[a]["accuracy"], None) for a in names],
+                    ymax=1.0,
+                    ylabel="accuracy",
+                    title=f"{s.name}: {s.summary.get('captioner')} captioner vs ground truth",
+                    width=max(420, 60 * len(names)),
+                )
+            )
+    for s in run.done("evaluate.captions"):
+        res = s.json("captions.json") or {}
+        acc = res.get("accuracy")
+        if isinstance(acc, dict) and acc and all(isinstance(v, dict) for v in acc.values()):
+            attrs = sorted({a for v in acc.values() for a in v})
+            out.append(table(["captioner", *attrs], [[c, *[v.get(a) for a in attrs]] for c, v in acc.items()]))
+    return out
+
+
+def localisation(run: RunData, max_images: int = 8) -> list[str]:
+    out: list[str] = []
+    for s in run.done("localize.predict"):
+        metrics = s.json("metrics.json") or {}
+        flat = [[k, v] for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        if flat:
+            out.append(f"<h3>{escape(s.name)}</h3>" + table(["metric", "value"], flat))
+        preds = []
+        pred_file = s.out / "predictions.jsonl"
+        if pred_file.is_file():
+            import json
+
+            for line in pred_file.read_text().splitlines()[:max_images]:
+                try:
+                    preds.append(json.loads(line))
+                except ValueError:
+                    continue
+        figs = []
+        for row in preds:
+            imgs = "".join(
+                img_tag(png_uri(s.out / row[k], 160), f"{row.get('file_name')} {k}")
+                for k in ("heatmap", "overlay")
+                if row.get(k) and (s.out / row[k]).is_file()
+            )
+            if imgs:
+                figs.append(f"<figure>{imgs}<figcaption>{escape(str(row.get('file_name')))}</figcaption></figure>")
+        if figs:
+            out.append("<h3>Anomaly maps and predicted regions</h3>" + "".join(figs))
+    return out
+
+
+def explanations(run: RunData, max_items: int = 4) -> list[str]:
+    out: list[str] = []
+    for s in run.done("explain"):
+        res = s.json("explanation.json")
+        if not res:
+            continue
+        scores = res.get("scores", {})
+        attrs = sorted({a for v in scores.values() for a in (v.get("accuracy") or {})})
+        out.append(f"<h3>{escape(s.name)}: {escape(str(res.get('model')))}</h3>")
+        out.append(
+            table(
+                ["mode", "n", "parsed", *attrs],
+                [
+                    [m, v.get("n"), v.get("parsed_fraction"), *[(v.get("accuracy") or {}).get(a) for a in attrs]]
+                    for m, v in scores.items()
+                ],
+            )
+        )
+        data = Path(s.settings.get("data", ""))
+        for item in res.get("items", [])[:max_items]:
+            img = data / item["file_name"]
+            pic = img_tag(png_uri(img, 160), item["file_name"]) if img.is_file() else ""
+            texts = "".join(
+                f"<p><b>{escape(mode)}</b>: {escape(str(r.get('explanation') or r.get('error') or ''))[:600]}</p>"
+                for mode, r in (item.get("results") or {}).items()
+            )
+            out.append(f"<figure>{pic}<figcaption>{escape(item['file_name'])}</figcaption></figure><div>{texts}</div>")
+    return out
+
+
+def provenance_block(run: RunData) -> list[str]:
+    import yaml
+
+    rec = run.record
+    prov = rec.get("provenance", {})
+    rows = [
+        ["run directory", str(run.dir)],
+        ["git revision", prov.get("git_revision") or "—"],
+        ["python", prov.get("python")],
+        ["platform", prov.get("platform")],
+        ["started", rec.get("started")],
+        ["finished", rec.get("finished")],
+        ["config file", rec.get("config_file")],
+    ]
+    out = [table(["", ""], rows)]
+    out.append(
+        table(["package", "version"], [[k, v or "not installed"] for k, v in (prov.get("packages") or {}).items()])
+    )
+    out.append(table(["seed of", "value"], [[k, v] for k, v in (rec.get("seeds") or {}).items()]))
+    if rec.get("data_hashes"):
+        out.append(
+            table(["data", "SHA-256"], [[k, f"<code>{escape(v)}</code>"] for k, v in rec["data_hashes"].items()])
+        )
+    out.append(
+        table(
+            ["stage", "seconds"],
+            [[k, v] for k, v in (rec.get("timings_s") or {}).items()],
+            caption="Timings (a skipped stage keeps the time of the run that made its output)",
+        )
+    )
+    out.append(
+        "<details><summary>Resolved pipeline config</summary><pre>"
+        + escape(yaml.safe_dump(rec.get("config"), sort_keys=False))
+        + "</pre></details>"
+    )
+    return out
+
+
+__all__ = [
+    "adherence",
+    "captions",
+    "downstream",
+    "explanations",
+    "fidelity",
+    "grids",
+    "headline",
+    "localisation",
+    "privacy",
+    "provenance_block",
+    "read_json",
+    "stage_table",
+    "trained_on_what",
+    "training",
+]

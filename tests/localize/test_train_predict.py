@@ -1,0 +1,101 @@
+"""The localiser end to end on a tiny lesion set: decoders learn, predict writes everything, errors are clear."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthmed.data.imageio import load_image
+from synthmed.errors import ConfigError, DataError
+from synthmed.localize.config import LocalizeTrainConfig
+from synthmed.localize.evaluate import LocalizationEvalConfig, evaluate_localization
+from synthmed.localize.localizer import load_localizer
+from synthmed.localize.predict import LocalizePredictConfig, predict_localization
+from synthmed.localize.train import train_localizer
+from synthmed.testing.localize import TINY_TRAIN
+
+
+def _meta(model_dir):
+    return json.loads((model_dir / "synthmed.json").read_text())
+
+
+def test_decoders_learn(trained_localizer):
+    meta = _meta(trained_localizer)
+    assert meta["loss_last_epoch"] < 0.9 * meta["loss_first_epoch"]
+    calib = meta["calibration"]
+    assert calib["split"] == "val"
+    assert calib["metrics"]["pixel_auroc"] > 0.85  # held-out images; chance is 0.5
+
+
+def test_model_folder_loads_without_the_training_run(trained_localizer, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(trained_localizer, moved, ignore=shutil.ignore_patterns("checkpoints"))
+    loc = load_localizer(moved)
+    from transformers import CLIPModel
+
+    assert isinstance(CLIPModel.from_pretrained(moved / "backbone"), CLIPModel)  # a plain CLIP folder
+    out = loc.predict([np.zeros((20, 24), np.uint8)])[0]
+    assert out.anomaly_map.shape == (20, 24) and 0.0 <= out.image_score <= 1.0
+
+
+def test_predict_writes_maps_overlays_findings_and_metrics(trained_localizer, lesion_dir, tmp_path):
+    out = tmp_path / "pred"
+    metrics = predict_localization(LocalizePredictConfig(model=trained_localizer, data=lesion_dir, out=out,
+                                                         split="test", progress=False))
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    for row in rows:
+        amap = load_image(out / row["map"])
+        assert amap.dtype == np.uint16 and amap.shape == (32, 32)
+        assert Image.open(out / row["overlay"]).mode == "RGB"
+        assert (out / row["heatmap"]).is_file()
+        assert (row["findings"] is None) == (row["findings_error"] is not None)
+        assert row["findings"] is None or row["findings"]["tumor_present"] == (row["predicted_area_px"] >= 4)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    for key in ("pixel_auroc", "pixel_ap", "pixel_accuracy", "pixel_precision", "pixel_dice", "pixel_iou",
+                "image_auroc"):
+        assert key in saved
+    assert saved["pixel_auroc"] > 0.8
+    again = evaluate_localization(LocalizationEvalConfig(pred=out, data=lesion_dir, threshold=saved["threshold"]))
+    assert again["pixel_auroc"] == pytest.approx(saved["pixel_auroc"], abs=1e-3)  # 16-bit maps
+    assert again["image_auroc"] == pytest.approx(saved["image_auroc"])
+
+
+def test_resume_continues_exactly_where_it_stopped(lesion_dir, trained_localizer, tmp_path):
+    import torch
+
+    backbone = str(trained_localizer / "backbone")  # a CLIP folder, loaded by path like a hub model
+    opts = {**TINY_TRAIN, "backbone": backbone, "epochs": 1, "data": lesion_dir, "out": tmp_path / "m"}
+    train_localizer(LocalizeTrainConfig.model_validate(opts))
+    with pytest.raises(ConfigError, match="--resume"):
+        train_localizer(LocalizeTrainConfig.model_validate(opts))
+    train_localizer(LocalizeTrainConfig.model_validate({**opts, "epochs": 2, "resume": True}))
+    train_localizer(LocalizeTrainConfig.model_validate({**opts, "epochs": 2, "out": tmp_path / "straight"}))
+    resumed = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)
+    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
+    assert resumed["epoch"] == 2 and len(resumed["losses"]) == 2 * 3  # 24 training images / batch 8
+    assert resumed["losses"] == pytest.approx(straight["losses"], rel=1e-5)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["backbone"] == backbone  # frozen: referenced
+
+
+def test_bad_inputs_name_the_problem(trained_localizer, lesion_dir, tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        predict_localization(LocalizePredictConfig(model=tmp_path / "none", data=lesion_dir, out=tmp_path / "o"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no config.json"):
+        load_localizer(empty)
+    bad = tmp_path / "bad"
+    shutil.copytree(lesion_dir, bad)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(bad / "masks" / "img001.png")  # wrong size
+    with pytest.raises(DataError, match="mask 'masks/img001.png' is 16x16"):
+        train_localizer(LocalizeTrainConfig.model_validate({**TINY_TRAIN, "data": bad, "out": tmp_path / "x"}))
+    assert not (tmp_path / "x").exists()  # checked before any model is built
+    with pytest.raises(DataError, match="no rows in split 'holdout'"):
+        predict_localization(LocalizePredictConfig(model=trained_localizer, data=lesion_dir, out=tmp_path / "o",
+                                                   split="holdout"))

@@ -1,0 +1,54 @@
+"""``synthmed report``: one self-contained HTML page of a run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from synthmed.cli.main import app
+from synthmed.errors import DataError
+from synthmed.report import build_report, svg, write_report
+
+
+def test_report_has_the_sections_whose_data_exist_and_nothing_external(full_run, tmp_path):
+    html = build_report(full_run)
+    ids = re.findall(r'<section id="([a-z]+)"', html)
+    assert ids == ["summary", "grids", "fidelity", "privacy", "captions", "provenance"]
+    assert "adherence" not in ids and "downstream" not in ids  # no data, no section
+    assert html.index('id="summary"') < html.index('id="grids"') < html.index('id="provenance"')
+    # self-contained: every image is embedded, nothing is fetched
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert len(srcs) >= 8 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(href|src)="https?://', html) and "<script" not in html
+    assert "<svg" in html and "Precision vs recall" in html
+    assert "What was trained on what" in html and "git revision" in html
+    assert "Real (paraphrase) vs generated (generate), by tumour location" in html
+
+
+def test_cli_writes_the_report(full_run, tmp_path):
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", str(full_run), "--out", str(out), "--max-images", "2"])
+    assert res.exit_code == 0, res.output
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(DataError, match="run.json"):
+        write_report(tmp_path)
+
+
+def test_svg_charts_are_well_formed_xml():
+    import xml.etree.ElementTree as ET
+
+    charts = [svg.bar_chart([("a", 0.5, (0.4, 0.6)), ("b", 0.9, None)], title="t", ymax=1.0, reference=0.5),
+              svg.grouped_bars(["auroc", "acc"], {"trtr": [(0.8, (0.7, 0.9)), (0.7, None)],
+                                                  "tstr": [(0.6, None), (float("nan"), None)]}, title="g"),
+              svg.line_chart({"loss": [(1, 2.0), (2, 1.0), (3, 0.5)]}, title="l", logy=True),
+              svg.heatmap([[3, 1, 0], [0, 2, 1]], ["left", "right"], ["left", "right", "(none)"], title="h"),
+              svg.scatter([("fid", 0.3, 0.7)], title="s", xlabel="recall", ylabel="precision")]
+    for chart in charts:
+        root = ET.fromstring(chart)
+        assert root.tag.endswith("svg") and root.find("{http://www.w3.org/2000/svg}title") is not None
+    assert charts[3].count("<rect") == 6
