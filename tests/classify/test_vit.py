@@ -52,3 +52,13 @@ def test_cnn_is_position_aware():
 def test_unknown_preset_lists_valid_names():
     with pytest.raises(ConfigError, match="paper, cpu, quick"):
         get_preset("huge")
+
+
+def test_deeper_conv_stem_adds_stride_one_convolutions_per_level():
+    def convs(n: int) -> list[tuple[int, int]]:
+        net = ViT(ViTConfig(image_size=32, patch_size=8, channels=1, dim=32, heads=4, stem="conv", stem_convs=n))
+        assert net(torch.rand(2, 1, 32, 32)).shape == (2, 2)
+        return [m.stride for m in net.patch_embed if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+
+    assert convs(1) == [(2, 2)] * 3
+    assert convs(2) == [(2, 2), (1, 1)] * 3
