@@ -79,6 +79,10 @@ def test_resume_continues_exactly(tiny_sd, ft_data, sd_lora, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert json.loads((out / "synthmed.json").read_text())["result"]["resumed_from"] == 3
+    # Resuming a finished run trains nothing and leaves its files alone.
+    stamps = {f: (out / f).stat().st_mtime_ns for f in ("pytorch_lora_weights.safetensors", "synthmed.json")}
+    train_lora(lora_config(tiny_sd, ft_data, out, train_text_encoder=True, validation_every=3, resume=True))
+    assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
 
 
 def test_sdxl_lora_with_both_text_encoders_loads_in_vanilla_diffusers(tiny_sdxl, ft_data, tmp_path):

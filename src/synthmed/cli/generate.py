@@ -10,6 +10,8 @@ import typer
 def generate_command(
     model: str = typer.Option(..., "--model", help="Diffusers pipeline folder or hub id."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to write (reruns resume)."),
+    prior: str | None = typer.Option(None, "--prior",
+                                     help="Kandinsky 2.2 prior (folder or hub id) when --model is its decoder."),
     prompt: list[str] = typer.Option([], "--prompt", help="A prompt (repeatable)."),
     prompts_file: Path | None = typer.Option(None, "--prompts", help="Text file, one prompt per line."),
     findings_grid: str | None = typer.Option(
@@ -34,6 +36,8 @@ def generate_command(
     inpaint_mask: list[Path] = typer.Option([], "--inpaint-mask", help="Mask PNG, white = repaint (repeatable)."),
     strength: float = typer.Option(1.0, "--strength", help="Inpainting strength (1: from pure noise)."),
     negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="Negative prompt."),
+    height: int | None = typer.Option(None, "--height", help="Image height in pixels (default: the model's)."),
+    width: int | None = typer.Option(None, "--width", help="Image width in pixels (default: the model's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
@@ -47,19 +51,19 @@ def generate_command(
     if interpolate_to is not None or inpaint_image is not None:
         _extras(model=model, out=out, prompt=prompt, interpolate_to=interpolate_to, points=interpolation_points,
                 inpaint_image=inpaint_image, inpaint_mask=inpaint_mask, strength=strength,
-                common={"loras": list(lora), "lora_scale": lora_scale, "embeddings": list(embedding), "steps": steps,
-                        "guidance_scale": guidance_scale, "scheduler": scheduler, "seed": seed,
-                        "negative_prompt": negative_prompt, "device": device})
+                common={"loras": list(lora), "lora_scale": lora_scale, "embeddings": list(embedding), "prior": prior,
+                        "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler, "seed": seed,
+                        "negative_prompt": negative_prompt, "height": height, "width": width, "device": device})
         return
 
     cfg = load_config(GenerateConfig, None, {
-        "model": model, "out": str(out), "prompts": list(prompt) or None,
+        "model": model, "prior": prior, "out": str(out), "prompts": list(prompt) or None,
         "prompts_file": str(prompts_file) if prompts_file else None, "findings_grid": findings_grid,
         "num_prompts": num_prompts, "n_per_prompt": n_per_prompt, "steps": steps, "guidance_scale": guidance_scale,
         "scheduler": scheduler, "seed": seed, "batch_size": batch_size, "loras": list(lora) or None,
         "lora_scale": lora_scale,
-        "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "device": device,
-        "progress": not no_progress})
+        "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "height": height, "width": width,
+        "device": device, "progress": not no_progress})
     path = generate(cfg)
     typer.echo(f"generated dataset in {path}")
 

@@ -16,7 +16,8 @@ class GenerateConfig(BaseModel):
     ``"balanced:DATASET_DIR"``; see :mod:`synthmed.generate.prompts`).
 
     Attributes:
-        model: A diffusers text-to-image pipeline folder or hub id.
+        model: A diffusers text-to-image pipeline folder or hub id (Kandinsky 2.2: the decoder).
+        prior: The Kandinsky 2.2 prior that goes with a decoder ``model``.
         out: The dataset directory to write (or resume).
         seed: Base seed; image ``i`` uses the seed derived from (seed, i), stored in its row.
         batch_size: Images per pipeline call; changes speed, not which seed an image gets.
@@ -27,6 +28,7 @@ class GenerateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
+    prior: str | None = None
     out: Path
     prompts: list[str] = Field(default_factory=list)
     prompts_file: Path | None = None

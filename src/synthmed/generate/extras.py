@@ -39,6 +39,7 @@ class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
+    prior: str | None = None
     out: Path
     loras: list[str] = Field(default_factory=list)
     lora_scale: float = 1.0
@@ -97,7 +98,7 @@ def mix_conditioning(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], w: 
 def _writer_and_pipe(cfg: _Common, *, inpaint: bool = False):
     device = resolve_device(cfg.device)
     pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
-                         embeddings=cfg.embeddings, device=device)
+                         embeddings=cfg.embeddings, device=device, prior=cfg.prior)
     if inpaint:
         from diffusers import AutoPipelineForInpainting
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from synthmed.errors import ConfigError
+from synthmed.generate.adapters import load_embedding, load_loras
 from synthmed.generate.schedulers import make_scheduler
 
 logger = logging.getLogger(__name__)
@@ -40,42 +41,38 @@ def check_model_reference(model: str) -> None:
 
 
 def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_scale: float = 1.0,
-                  embeddings: list[str] = (), device: torch.device | str = "cpu"):
+                  embeddings: list[str] = (), device: torch.device | str = "cpu", prior: str | None = None):
     """A ready-to-call diffusers text-to-image pipeline.
 
     Args:
-        model: Pipeline folder or hub id (``DiffusionPipeline.from_pretrained``).
-        scheduler: A name from :mod:`synthmed.generate.schedulers`.
-        loras: LoRA weights, each a folder or ``.safetensors`` file (``pipe.load_lora_weights``).
+        model: Pipeline folder or hub id (``DiffusionPipeline.from_pretrained``); for
+            Kandinsky 2.2 the *decoder*.
+        scheduler: A name from :mod:`synthmed.generate.schedulers` (Kandinsky 2.2: the
+            decoder's sampler; the prior keeps its own).
+        loras: LoRA weights, each a folder or ``.safetensors`` file (see
+            :mod:`synthmed.generate.adapters`).
         lora_scale: Weight of every LoRA adapter.
         embeddings: Textual-inversion files (``pipe.load_textual_inversion``); the token is
             the one stored in the file.
         device: Where to run.
+        prior: The Kandinsky 2.2 prior pipeline (folder or hub id) that goes with a decoder
+            ``model``; the two become one ``KandinskyV22CombinedPipeline``.
 
     Raises:
-        ConfigError: the model, a LoRA or an embedding cannot be loaded.
+        ConfigError: the model, a LoRA or an embedding cannot be loaded, a Kandinsky 2.2
+            decoder without ``prior``, or ``prior`` with another kind of model.
     """
-    from diffusers import DiffusionPipeline
-
     check_model_reference(model)
-    try:
-        pipe = DiffusionPipeline.from_pretrained(model)
-    except (OSError, ValueError, TypeError) as err:
-        raise ConfigError(f"--model {model!r}: cannot load a diffusers pipeline ({err})") from err
+    pipe = _from_pretrained(model, "--model")
+    if prior is not None or type(pipe).__name__ == "KandinskyV22Pipeline":
+        pipe = _combine_kandinsky22(pipe, model, prior)
     pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
-    names = []
-    for i, lora in enumerate(loras):
-        name = f"lora{i}"
-        try:
-            pipe.load_lora_weights(lora, adapter_name=name)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            raise ConfigError(f"--lora {lora!r}: cannot load LoRA weights ({err})") from err
-        names.append(name)
-    if names:
-        pipe.set_adapters(names, adapter_weights=[lora_scale] * len(names))
+    if hasattr(pipe, "decoder_pipe"):  # a combined Kandinsky pipeline samples with its decoder's scheduler
+        pipe.decoder_pipe.scheduler = pipe.scheduler
+    names = load_loras(pipe, list(loras), lora_scale)
     for emb in embeddings:
         try:
-            _load_embedding(pipe, emb)
+            load_embedding(pipe, emb)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise ConfigError(f"--embedding {emb!r}: cannot load a textual-inversion embedding ({err})") from err
     pipe.to(device)
@@ -85,20 +82,30 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
     return pipe
 
 
-def _load_embedding(pipe, path: str) -> None:
-    """``load_textual_inversion``; an SDXL file (``clip_l`` / ``clip_g``) goes into both text encoders."""
-    if str(path).endswith(".safetensors") and hasattr(pipe, "text_encoder_2"):
-        from safetensors import safe_open
+def _from_pretrained(model: str, flag: str):
+    from diffusers import DiffusionPipeline
 
-        with safe_open(str(path), framework="pt") as fh:
-            keys, meta = set(fh.keys()), fh.metadata() or {}
-            if {"clip_l", "clip_g"} <= keys:
-                token = meta.get("token")
-                if not token:
-                    raise ValueError("SDXL embedding file has no 'token' in its metadata")
-                pipe.load_textual_inversion(fh.get_tensor("clip_l"), token=token, text_encoder=pipe.text_encoder,
-                                            tokenizer=pipe.tokenizer)
-                pipe.load_textual_inversion(fh.get_tensor("clip_g"), token=token, text_encoder=pipe.text_encoder_2,
-                                            tokenizer=pipe.tokenizer_2)
-                return
-    pipe.load_textual_inversion(path)
+    try:
+        return DiffusionPipeline.from_pretrained(model)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"{flag} {model!r}: cannot load a diffusers pipeline ({err})") from err
+
+
+def _combine_kandinsky22(decoder, model: str, prior: str | None):
+    """A Kandinsky 2.2 decoder and its prior as one text-to-image ``KandinskyV22CombinedPipeline``."""
+    from diffusers import KandinskyV22CombinedPipeline
+
+    if type(decoder).__name__ != "KandinskyV22Pipeline":
+        raise ConfigError(f"--prior is only for a Kandinsky 2.2 decoder; --model {model!r} is a "
+                          f"{type(decoder).__name__}")
+    if prior is None:
+        raise ConfigError(f"--model {model!r} is a Kandinsky 2.2 decoder: give its prior with --prior "
+                          "(e.g. kandinsky-community/kandinsky-2-2-prior or a local copy)")
+    check_model_reference(prior)
+    p = _from_pretrained(prior, "--prior")
+    if type(p).__name__ != "KandinskyV22PriorPipeline":
+        raise ConfigError(f"--prior {prior!r} is a {type(p).__name__}, not a KandinskyV22PriorPipeline")
+    return KandinskyV22CombinedPipeline(
+        unet=decoder.unet, scheduler=decoder.scheduler, movq=decoder.movq, prior_prior=p.prior,
+        prior_image_encoder=p.image_encoder, prior_text_encoder=p.text_encoder, prior_tokenizer=p.tokenizer,
+        prior_scheduler=p.scheduler, prior_image_processor=p.image_processor)

@@ -97,6 +97,8 @@ def generate(config: GenerateConfig) -> Path:
     specs = collect_prompts(prompts=cfg.prompts, prompts_file=cfg.prompts_file, findings_grid_spec=cfg.findings_grid,
                             num_prompts=cfg.num_prompts, balance_presence=cfg.balance_presence, seed=cfg.seed)
     check_model_reference(cfg.model)
+    if cfg.prior is not None:
+        check_model_reference(cfg.prior)
     identity = cfg.run_identity()
     _check_resume(out, identity)
     device = resolve_device(cfg.device)
@@ -111,7 +113,7 @@ def generate(config: GenerateConfig) -> Path:
     t0 = time.monotonic()
     if pending:
         pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
-                             embeddings=cfg.embeddings, device=device)
+                             embeddings=cfg.embeddings, device=device, prior=cfg.prior)
         logger.info("generating %d images (%d prompts x %d), %d already written", total, len(specs),
                     cfg.n_per_prompt, done)
         bar = tqdm(total=total, initial=done, desc="generate", unit="img", disable=not cfg.progress)

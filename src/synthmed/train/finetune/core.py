@@ -293,10 +293,34 @@ def start(cfg: FinetuneConfig, owned: tuple[str, ...]):
     return accelerator, data_hash
 
 
+def finished_run(out: Path, digest: str, max_steps: int) -> dict | None:
+    """The summary of a run in ``out`` that already trained ``max_steps`` steps with these settings, or None."""
+    try:
+        summary = json.loads((out / "synthmed.json").read_text())
+    except (OSError, ValueError):
+        return None
+    result = summary.get("result") or {}
+    exported = summary.get("lora_file") or summary.get("embedding_files")
+    if summary.get("config_digest") != digest or result.get("steps") != max_steps or not exported:
+        return None
+    files = [exported] if isinstance(exported, str) else list(exported)
+    if not all((out / f).is_file() for f in files):
+        return None
+    summary.setdefault("losses", [])
+    return summary
+
+
 def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_hash: str, extra: dict) -> dict:
     """Cache latents, train, validate, export and write provenance. Returns the result summary."""
     t_begin = time.monotonic()
     digest = config_digest(cfg, data_hash)
+    if cfg.resume:
+        finished = finished_run(cfg.out, digest, cfg.optim.max_steps)
+        if finished is not None:
+            logger.info("%s: %s already finished %d steps with these settings; nothing to resume", run.name,
+                        cfg.out, cfg.optim.max_steps)
+            accelerator.end_training()
+            return finished
     latents = run.latents
     if latents is None:
         latents = cached_latents(run.vae, run.data.images, path=cfg.out / "cache" / "latents.safetensors",
@@ -346,7 +370,7 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
             data={"path": str(cfg.data), "hash": data_hash, "rows": len(run.data), "split": cfg.split,
                   "channels_in_data": run.data.source.channels, "converted_to_rgb": run.data.source.channels == 1},
             latents={"shape": list(latents.mean.shape), "scaling_factor": latents.scaling_factor},
-            wall_seconds=time.monotonic() - t_begin, **extra, **summary))
+            wall_seconds=time.monotonic() - t_begin, config_digest=digest, **extra, **summary))
         logger.info("%s: saved to %s", run.name, cfg.out)
     accelerator.wait_for_everyone()
     accelerator.end_training()
