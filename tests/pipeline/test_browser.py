@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
 import pytest
 
 from synthmed.report import write_report
-
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-
-
-def _chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--no-first-run", "--hide-scrollbars", *args], capture_output=True, text=True,
-                          timeout=timeout)
+from synthmed.testing.browser import CHROMIUM, SKIP_REASON
+from synthmed.testing.browser import chromium as _chromium
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); "
-                                             "the browser test of the report is skipped")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_report_renders_in_headless_chromium(full_run, tmp_path):
     report = write_report(full_run, tmp_path / "report.html")
     dom = _chromium("--dump-dom", report.as_uri())

@@ -52,3 +52,24 @@ def test_svg_charts_are_well_formed_xml():
         root = ET.fromstring(chart)
         assert root.tag.endswith("svg") and root.find("{http://www.w3.org/2000/svg}title") is not None
     assert charts[3].count("<rect") == 6
+
+
+def test_svg_charts_stay_readable_at_the_edges():
+    import xml.etree.ElementTree as ET
+
+    one = svg.line_chart({"loss": [(4, 0.8)]}, title="one point", logy=True)
+    circle = ET.fromstring(one).find(".//{http://www.w3.org/2000/svg}circle")
+    assert circle is not None and 200 < float(circle.get("cx")) < 400  # centred, not on the axis
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', one)
+    assert labels == ["0.5", "1", "2"]  # a decade around 0.8, labelled in the data's units (not log10 values)
+    assert [round(10**t, 6) for t in svg._log_ticks(-0.2, 0.1)] == [0.8, 1.0, 1.2]
+    epochs = svg.line_chart({"loss": [(1, 2.0), (2, 1.0)]}, title="two epochs")
+    assert re.findall(r'text-anchor="middle"[^>]*>([^<]+)</text>', epochs)[1:] == ["1", "2"]  # no 1.2, 1.4...
+    long = ["tumor_present", "size_category", "hemisphere", "orientation", "intensity", "location", "edema", "lobe"]
+    bars = svg.grouped_bars(long, {"a": [(0.5, None)] * len(long)}, title="t", width=560)
+    assert bars.count("rotate(30)") == len(long)  # long labels side by side would overlap
+    short = svg.grouped_bars(["auroc", "acc"], {"a": [(0.5, None)] * 2}, title="t")
+    assert "rotate(30)" not in short
+    heat = svg.heatmap([[1, 0], [0, 1]], ["no", "yes"], ["no", "yes"], title="h")
+    first_cell = float(re.search(r'<rect x="([\d.]+)"', heat).group(1))
+    assert first_cell >= len("requested ↓") * 6  # the rows' title does not run into the first column

@@ -138,3 +138,25 @@ def test_auto_minutes_gets_the_budget_left_after_the_reserves():
         {"name": "c", "kind": "generate", "reserve_minutes": 1.0, "enabled": False}]})
     assert _auto_minutes(cfg, 0, 60.0) == pytest.approx(15 - 1 - 1.5)
     assert _auto_minutes(cfg, 0, 3600.0) == 2
+
+
+def test_list_inputs_outside_the_run_are_hashed_one_by_one(tmp_path, monkeypatch):
+    """``loras: [dir, ${stage}]``: an external LoRA folder enters the key by content, a stage by its token."""
+    from synthmed.pipeline.hashing import HashCache
+    from synthmed.pipeline.runner import _input_hashes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lora").mkdir()
+    weights = tmp_path / "lora/pytorch_lora_weights.safetensors"
+    weights.write_bytes(b"one")
+    spec = load_pipeline_config(data={"stages": [{"name": "g", "kind": "generate"}]}).stages[0]
+    sdef = get_stage("generate")
+    settings = {"model": "org/model", "loras": ["lora", "${trained}"], "embeddings": []}
+    before = _input_hashes(spec, sdef, settings, HashCache(None))
+    assert set(before) == {"model", "loras[0]"} and before["model"] is None and before["loras[0]"]  # hub id: text
+    weights.write_bytes(b"two")
+    assert _input_hashes(spec, sdef, settings, HashCache(None))["loras[0]"] != before["loras[0]"]
+    notes = check_pipeline(load_pipeline_config(data={"stages": [
+        {"name": "g", "kind": "generate", "settings": {"model": "org/model", "prompts": ["a"],
+                                                       "loras": ["./missing-lora"]}}]}), tmp_path / "run").notes
+    assert notes == ["stage 'g': loras[0]='./missing-lora' does not exist here (needed at run time)"]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from synthmed.classify.data import CLASS_NAMES, labels_for, load_images
+from synthmed.classify.data import CLASS_NAMES, labels_for, load_images, to_channels
 from synthmed.classify.presets import ClassifierPreset, build_classifier, get_preset, preset_names
 from synthmed.classify.train import fit, predict
 from synthmed.data.dataset import ImageDataset
@@ -253,6 +253,8 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
         test = _load(real_ds, splits["test"], size, cfg.task, "load real test", progress)
         synth = (_load(synth_ds, synth_ds.records, size, cfg.task, "load synthetic", progress)
                  if synth_ds is not None else None)
+        if synth is not None:  # e.g. RGB images of an SD model next to grayscale scans: train on the real layout
+            synth.images = to_channels(synth.images, int(real.images.shape[1])).to(real.images.dtype)
         preset = cfg.resolve_preset(int(real.images.shape[1]))
         if preset.model.image_size != size:
             raise ConfigError(f"image_size mismatch: {preset.model.image_size} vs {size}")

@@ -174,15 +174,16 @@ def run_adherence(cfg: Any, ctx: StageContext) -> dict[str, Any]:
 def run_captions_eval(cfg: Any, ctx: StageContext) -> dict[str, Any]:
     from synthmed.evaluate.captions import evaluate_captions
 
-    evaluate_captions(cfg)
-    return {"out": str(cfg.out)}
+    report = evaluate_captions(cfg)
+    accuracy = {name: {k: v.accuracy for k, v in aggs.items() if v.n} for name, aggs in report.agreements.items()}
+    return {"n_reference": report.n_reference, "accuracy": accuracy}
 
 
 def run_downstream(cfg: Any, ctx: StageContext) -> dict[str, Any]:
     from synthmed.evaluate.downstream import evaluate_downstream
 
-    evaluate_downstream(cfg)
-    return {"out": str(cfg.out)}
+    report = evaluate_downstream(cfg)
+    return {"auroc": {name: c.mean.get("auroc") for name, c in report.conditions.items()}, "n_test": report.n_test}
 
 
 def run_explain(cfg: Any, ctx: StageContext) -> dict[str, Any]:

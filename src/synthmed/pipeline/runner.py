@@ -125,15 +125,26 @@ def _auto_minutes(cfg: PipelineConfig, index: int, elapsed_s: float) -> float | 
     return max(cfg.minutes - elapsed_s / 60 - later, cfg.min_auto_minutes)
 
 
-def _input_hashes(spec: StageSpec, sdef: StageDef, settings: dict[str, Any], cache: HashCache) -> dict[str, Any]:
-    """Content hashes of the stage's inputs that live outside the run (inputs naming a stage use its token)."""
-    out: dict[str, Any] = {}
+def _input_values(sdef: StageDef, settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) of every input setting that names something outside the run.
+
+    A list setting (``loras: [a, b]``) gives one entry per element (``loras[0]``); values that
+    refer to a stage (``${lora}``) are left out: the stage's token stands for them.
+    """
+    out: list[tuple[str, Any]] = []
     for name in sdef.inputs:
         value = settings.get(name)
-        if value is None or (isinstance(value, str) and "${" in value):
-            continue
-        out[name] = hash_input(value, Path.cwd(), cache)
+        items = list(enumerate(value)) if isinstance(value, list | tuple) else [(None, value)]
+        for i, v in items:
+            if v is None or (isinstance(v, str) and "${" in v):
+                continue
+            out.append((name if i is None else f"{name}[{i}]", v))
     return out
+
+
+def _input_hashes(spec: StageSpec, sdef: StageDef, settings: dict[str, Any], cache: HashCache) -> dict[str, Any]:
+    """Content hashes of the stage's inputs that live outside the run (inputs naming a stage use its token)."""
+    return {label: hash_input(value, Path.cwd(), cache) for label, value in _input_values(sdef, settings)}
 
 
 def _wipe(out_dir: Path, run_dir: Path) -> None:
@@ -178,9 +189,8 @@ def check_pipeline(cfg: PipelineConfig, run_dir: Path | None = None) -> CheckRes
         except ConfigError as err:
             problems.append(str(err))
             continue
-        for name in sdef.inputs:
-            value = settings.get(name)
-            if isinstance(value, str) and value and "${" not in value and ("/" in value or value.startswith(".")):
+        for name, value in _input_values(sdef, settings):
+            if isinstance(value, str) and value and ("/" in value or value.startswith(".")):
                 if not Path(value).exists() and not _looks_like_hub_id(value):
                     notes.append(f"stage '{spec.name}': {name}={value!r} does not exist here (needed at run time)")
         deps = ", ".join(spec.references()) or "-"

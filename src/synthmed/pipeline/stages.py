@@ -33,10 +33,12 @@ BUILTIN_STAGES = [
     StageDef("train.kandinsky", "LoRA on the Kandinsky 2.2 prior and decoder",
              "synthmed.train.finetune.kandinsky:KandinskyTrainConfig",
              "synthmed.train.finetune.kandinsky:train_kandinsky",
-             inputs=("prior", "decoder", "data"), resume_field="resume", overwrite_field="overwrite"),
+             inputs=("prior", "decoder", "data", "prior_lora", "decoder_lora_init"), resume_field="resume",
+             overwrite_field="overwrite"),
     # generate
     StageDef("generate", "a labelled synthetic dataset from any diffusers pipeline",
-             "synthmed.generate:GenerateConfig", "synthmed.generate:generate", inputs=("model", "prompts_file"),
+             "synthmed.generate:GenerateConfig", "synthmed.generate:generate",
+             inputs=("model", "prior", "prompts_file", "loras", "embeddings"),
              produces_dataset=True),
     # evaluate
     StageDef("evaluate.adherence", "does each generated image show what its prompt asked for (judged)",

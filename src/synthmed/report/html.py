@@ -48,6 +48,9 @@ svg.chart { background: #fff; border: 1px solid var(--line); border-radius: 4px;
 figure { display: inline-block; margin: 4px 10px 8px 0; vertical-align: top; }
 figcaption { font-size: 12px; color: var(--muted); max-width: 360px; }
 img.thumb { image-rendering: pixelated; border: 1px solid var(--line); }
+img.big { width: 160px; height: auto; margin-right: 4px; }
+.explain { display: flex; gap: 16px; align-items: flex-start; border-top: 1px solid var(--line); padding-top: 6px; }
+.explain p { margin: 2px 0 6px; max-width: 760px; }
 pre { background: #f3f5f7; border: 1px solid var(--line); padding: 8px; overflow-x: auto; font-size: 12px; }
 details summary { cursor: pointer; color: var(--accent); }
 .status-ran, .status-resumed { color: #2a7a43; }
@@ -173,6 +176,15 @@ def _to_pil(arr: np.ndarray):
         a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     u8 = np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
     return Image.fromarray(u8, mode="L" if u8.ndim == 2 else "RGB")
+
+
+def display_width(path: Path | str, target: int = 384) -> int:
+    """A width to show an image file at: small images enlarged by a whole factor (at most 4x), up to ``target``."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        w, h = img.size
+    return w * max(1, min(4, target // max(w, h, 1))) if max(w, h) < target else round(w * target / max(w, h))
 
 
 def img_tag(uri: str, alt: str, size: int | None = None, cls: str = "thumb") -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmed.report import svg
-from synthmed.report.html import cards, fmt, img_tag, png_uri, table, with_ci
+from synthmed.report.html import cards, display_width, fmt, img_tag, png_uri, table, with_ci
 from synthmed.report.rundata import RunData, StageInfo, location_group, read_json, read_rows, size_group
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,12 @@ def headline(run: RunData) -> list[tuple[str, str]]:
         for key, value in res.items():
             if "auroc" in key.lower() and isinstance(value, int | float):
                 out.append((f"{key} ({s.name})", fmt(value)))
+    for s in run.done("evaluate.captions"):
+        for name, c in ((s.json("captions.json") or {}).get("captioners") or {}).items():
+            tp = (c.get("attributes") or {}).get("tumor_present") or {}
+            if tp.get("n"):
+                out.append((f"captioner {name}: tumour presence ({s.name}, n={tp['n']})",
+                            with_ci(tp["accuracy"], tp.get("ci95"))))
     for s in run.done("caption"):
         acc = s.summary.get("accuracy_vs_original", {}).get("tumor_present")
         if acc:
@@ -78,9 +84,11 @@ def headline(run: RunData) -> list[tuple[str, str]]:
 
 def trained_on_what(run: RunData) -> str:
     rows = []
-    for s in run.done("train."):
+    for s in _trained(run):
         src = run.stage(s.ref("data"))
         base = s.settings.get("base") or s.settings.get("backbone") or s.settings.get("decoder") or "from scratch"
+        if base == "scratch":
+            base = "CLIP pretrained from scratch on the training data"
         n = len(read_rows(src.out)) if src else None
         rows.append(
             [
@@ -211,46 +219,58 @@ def _tensorboard_losses(out: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
+def _trained(run: RunData) -> list[StageInfo]:
+    """Finished stages that train a model (``train.*`` and the localiser)."""
+    return [s for s in run.stages if s.status in ("ran", "resumed", "skipped")
+            and (s.kind.startswith("train.") or s.kind == "localize.train")]
+
+
+def _training_dirs(s: StageInfo) -> list[tuple[str, Path]]:
+    """(label, folder) of a training stage's output and of its sub-runs (Kandinsky's ``stage1-decoder``...)."""
+    dirs = [(s.name, s.out)]
+    if s.out.is_dir():
+        dirs += [(f"{s.name}/{d.name}", d) for d in sorted(s.out.iterdir())
+                 if d.is_dir() and any((d / sub).is_dir() for sub in ("logs", "validation", "samples"))]
+    return dirs
+
+
 def training(run: RunData) -> list[str]:
     out: list[str] = []
     plots: list[str] = []
-    for s in run.done("train."):
-        prov = s.json("synthmed.json") or {}
-        history = prov.get("history")
-        if isinstance(history, list) and history and isinstance(history[0], dict):
-            series = {
-                k: [(h.get("epoch", i + 1), h[k]) for i, h in enumerate(history) if isinstance(h.get(k), float)]
-                for k in ("train_loss", "val_loss")
-            }
-            plots.append(
-                svg.line_chart(
-                    {k: v for k, v in series.items() if v},
-                    title=f"{s.name}: loss per epoch",
-                    xlabel="epoch",
-                    ylabel="loss",
-                )
-            )
-        tb = _tensorboard_losses(s.out)
-        if tb:
-            plots.append(svg.line_chart(tb, title=f"{s.name}: training loss", xlabel="step", ylabel="loss", logy=True))
-        for label in ("loss_first_epoch", "loss_last_epoch", "final_loss"):
-            if isinstance(prov.get(label), float):
-                out.append(f"<p>{escape(s.name)}: {label.replace('_', ' ')} = {fmt(prov[label])}</p>")
+    figs: list[str] = []
+    for s in _trained(run):
+        for label, folder in _training_dirs(s):
+            prov = read_json(folder / "synthmed.json") or {}
+            history = prov.get("history")
+            if isinstance(history, list) and history and isinstance(history[0], dict):
+                series = {
+                    k: [(h.get("epoch", i + 1), h[k]) for i, h in enumerate(history) if isinstance(h.get(k), float)]
+                    for k in ("train_loss", "val_loss")
+                }
+                plots.append(svg.line_chart({k: v for k, v in series.items() if v}, title=f"{label}: loss per epoch",
+                                            xlabel="epoch", ylabel="loss"))
+            tb = _tensorboard_losses(folder)
+            if tb:
+                plots.append(svg.line_chart(tb, title=f"{label}: training loss", xlabel="step", ylabel="loss",
+                                            logy=True))
+            result = prov.get("result") if isinstance(prov.get("result"), dict) else {}
+            facts = [(name.replace("_", " "), value) for name, value in
+                     (*((k, prov.get(k)) for k in ("loss_first_epoch", "loss_last_epoch", "final_loss")),
+                      ("last loss", result.get("last_loss")), ("steps", result.get("steps")))
+                     if isinstance(value, int | float) and not isinstance(value, bool)]
+            if facts:
+                out.append(f"<p>{escape(label)}: " + ", ".join(f"{k} = {fmt(v)}" for k, v in facts) + "</p>")
+            for sub in ("samples", "validation"):
+                pngs = sorted((folder / sub).glob("*.png"))
+                shown = [q for q in pngs if "autoencoder" in q.name][:1] + [
+                    q for q in pngs if "autoencoder" not in q.name][-1:]
+                figs += [f'<figure><img class="thumb" src="{png_uri(p, 384)}" alt="{escape(p.name)}" '
+                         f'width="{display_width(p)}"><figcaption>{escape(label)}: {escape(p.name)}</figcaption>'
+                         "</figure>" for p in shown]
     if plots:
         out.insert(0, '<div class="plots">' + "".join(plots) + "</div>")
-    figs = []
-    for s in run.done("train."):
-        for sub in ("samples", "validation"):
-            pngs = sorted((s.out / sub).glob("*.png"))
-            for p in [q for q in pngs if "autoencoder" in q.name][:1] + [
-                q for q in pngs if "autoencoder" not in q.name
-            ][-1:]:
-                figs.append(
-                    f"<figure>{img_tag(png_uri(p, 384), p.name, cls='thumb')}<figcaption>{escape(s.name)}: "
-                    f"{escape(p.name)}</figcaption></figure>"
-                )
     if figs:
-        out.append("<h3>Samples saved during training</h3>" + "".join(figs))
+        out.append("<h3>Samples saved during training (validation grids)</h3>" + "".join(figs))
     return out
 
 
@@ -493,10 +513,18 @@ def captions(run: RunData) -> list[str]:
             )
     for s in run.done("evaluate.captions"):
         res = s.json("captions.json") or {}
-        acc = res.get("accuracy")
-        if isinstance(acc, dict) and acc and all(isinstance(v, dict) for v in acc.values()):
-            attrs = sorted({a for v in acc.values() for a in v})
-            out.append(table(["captioner", *attrs], [[c, *[v.get(a) for a in attrs]] for c, v in acc.items()]))
+        caps = {name: c.get("attributes") or {} for name, c in (res.get("captioners") or {}).items()}
+        if not caps:
+            continue
+        attrs = [a for a in (*_SHOWN_ATTRS, "location") if any((c.get(a) or {}).get("n") for c in caps.values())]
+        attrs += sorted({a for c in caps.values() for a, v in c.items() if v.get("n") and a not in attrs})
+        rows = [[a, *[with_ci(c[a]["accuracy"], c[a].get("ci95")) if (c.get(a) or {}).get("n") else None
+                      for c in caps.values()], *[(c.get(a) or {}).get("n") for c in caps.values()]] for a in attrs]
+        rows.append(["missing predictions", *[res["captioners"][n].get("missing_predictions") for n in caps],
+                     *[""] * len(caps)])
+        out.append(f"<h3>{escape(s.name)}: caption accuracy against the reference "
+                   f"({res.get('n_reference')} images)</h3>"
+                   + table(["attribute", *[f"{n} [95% Wilson CI]" for n in caps], *[f"n ({n})" for n in caps]], rows))
     return out
 
 
@@ -520,14 +548,17 @@ def localisation(run: RunData, max_images: int = 8) -> list[str]:
         figs = []
         for row in preds:
             imgs = "".join(
-                img_tag(png_uri(s.out / row[k], 160), f"{row.get('file_name')} {k}")
+                img_tag(png_uri(s.out / row[k], 192), f"{row.get('file_name')} {k}", cls="thumb big")
                 for k in ("heatmap", "overlay")
                 if row.get(k) and (s.out / row[k]).is_file()
             )
             if imgs:
-                figs.append(f"<figure>{imgs}<figcaption>{escape(str(row.get('file_name')))}</figcaption></figure>")
+                score = row.get("image_score")
+                caption = escape(str(row.get("file_name"))) + (f"; image score {fmt(score)}" if score is not None
+                                                                else "")
+                figs.append(f"<figure>{imgs}<figcaption>{caption}</figcaption></figure>")
         if figs:
-            out.append("<h3>Anomaly maps and predicted regions</h3>" + "".join(figs))
+            out.append("<h3>Anomaly maps (left) and predicted regions on the image (right)</h3>" + "".join(figs))
     return out
 
 
@@ -550,15 +581,57 @@ def explanations(run: RunData, max_items: int = 4) -> list[str]:
             )
         )
         data = Path(s.settings.get("data", ""))
+        pred = Path(s.settings["pred"]) if s.settings.get("pred") else None
+        overlays = _overlays(pred) if pred else {}
         for item in res.get("items", [])[:max_items]:
-            img = data / item["file_name"]
-            pic = img_tag(png_uri(img, 160), item["file_name"]) if img.is_file() else ""
+            pics = [(data / item["file_name"], "image")]
+            if item["file_name"] in overlays:
+                pics.append((pred / overlays[item["file_name"]], "localisation shown to the VLM"))  # type: ignore[operator]
+            pic = "".join(img_tag(png_uri(p, 192), f"{item['file_name']}: {what}", cls="thumb big")
+                          for p, what in pics if p.is_file())
+            ref = _findings_text(item.get("reference_findings"))
             texts = "".join(
-                f"<p><b>{escape(mode)}</b>: {escape(str(r.get('explanation') or r.get('error') or ''))[:600]}</p>"
+                f"<p><b>{escape(mode)}</b>: {escape(str(r.get('explanation') or r.get('error') or '—')[:600])}"
+                f"{_parsed(r.get('findings'))}</p>"
                 for mode, r in (item.get("results") or {}).items()
             )
-            out.append(f"<figure>{pic}<figcaption>{escape(item['file_name'])}</figcaption></figure><div>{texts}</div>")
+            ref_html = f"<br>reference: {escape(ref)}" if ref else ""
+            out.append(f'<div class="explain"><figure>{pic}<figcaption>{escape(item["file_name"])}{ref_html}'
+                       f"</figcaption></figure><div>{texts}</div></div>")
     return out
+
+
+def _overlays(pred: Path) -> dict[str, str]:
+    """file name -> overlay path of a ``localize.predict`` folder (empty when it has none)."""
+    import json
+
+    rows: dict[str, str] = {}
+    path = pred / "predictions.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("overlay"):
+            rows[row["file_name"]] = row["overlay"]
+    return rows
+
+
+def _findings_text(findings: dict[str, Any] | None) -> str:
+    if not findings:
+        return ""
+    from synthmed.findings.render import render_text
+    from synthmed.findings.schema import BrainMRIFindings
+
+    try:
+        return render_text(BrainMRIFindings.model_validate(findings), header="")
+    except ValueError:
+        return ""
+
+
+def _parsed(findings: dict[str, Any] | None) -> str:
+    text = _findings_text(findings)
+    return f' <span class="muted">(parsed: {escape(text)})</span>' if text else ""
 
 
 def provenance_block(run: RunData) -> list[str]:

@@ -12,6 +12,7 @@ from html import escape
 
 PALETTE = ("#2f6db5", "#d9822b", "#3a9a5b", "#b23b3b", "#7a4fb5", "#5f6b73")
 _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+_CHAR_PX = 6.5  # rough width of one character of _FONT
 
 
 def _fmt(v: float) -> str:
@@ -35,6 +36,16 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """log10 positions of round values between 10**lo and 10**hi (linear round values within a decade)."""
+    if hi - lo < 1:
+        values = _ticks(10**lo, 10**hi)
+    else:
+        values = [m * 10.0**e for e in range(math.floor(lo), math.ceil(hi) + 1)
+                  for m in ((1, 2, 5) if hi - lo < 3 else (1,))]
+    return [math.log10(v) for v in values if v > 0 and lo <= math.log10(v) <= hi]
+
+
 def _frame(width: int, height: int, title: str, body: list[str]) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
@@ -45,8 +56,13 @@ def _frame(width: int, height: int, title: str, body: list[str]) -> str:
     )
 
 
-def _axes(x0: float, y0: float, x1: float, y1: float, ticks: list[float], scale, label: str) -> list[str]:
-    """A y axis with gridlines at ``ticks`` (``scale`` maps a value to a y pixel) and a rotated label."""
+def _axes(x0: float, y0: float, x1: float, y1: float, ticks: list[float], scale, label: str,
+          tick_label=None) -> list[str]:
+    """A y axis with gridlines at ``ticks`` (``scale`` maps a value to a y pixel) and a rotated label.
+
+    ``tick_label`` formats a tick (default: the value itself; a log axis shows ``10**tick``).
+    """
+    tick_label = tick_label or _fmt
     out = [
         f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>',
         f'<line x1="{x0}" y1="{y1}" x2="{x1}" y2="{y1}" stroke="#444"/>',
@@ -54,7 +70,7 @@ def _axes(x0: float, y0: float, x1: float, y1: float, ticks: list[float], scale,
     for t in ticks:
         y = scale(t)
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{_fmt(t)}</text>')
+        out.append(f'<text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{tick_label(t)}</text>')
     if label:
         out.append(
             f'<text transform="translate(12 {(y0 + y1) / 2}) rotate(-90)" text-anchor="middle" '
@@ -129,7 +145,11 @@ def grouped_bars(
     """Bars grouped by ``groups`` (x), one colour per ``series`` name, with CI whiskers and a legend."""
     values = [v for s in series.values() for v, ci in s] + [ci[1] for s in series.values() for _, ci in s if ci]
     top = ymax if ymax is not None else max([v for v in values if math.isfinite(v)] + [1e-9]) * 1.08
-    x0, y0, x1, y1 = 56, 40, width - 10, height - 40
+    longest = max([len(g) for g in groups] + [1])
+    rotate = longest * _CHAR_PX > (width - 66) / max(len(groups), 1)  # labels would overlap side by side
+    if rotate:
+        height += int(longest * _CHAR_PX * 0.5)
+    x0, y0, x1, y1 = 56, 40, width - 10, height - (int(longest * _CHAR_PX * 0.5) + 30 if rotate else 40)
     ticks = _ticks(0, top)
     top = max(top, ticks[-1])
 
@@ -154,9 +174,11 @@ def grouped_bars(
             if ci:
                 cx = x + (w - 2) / 2
                 body.append(f'<path d="M{cx:.1f} {sy(ci[0]):.1f}V{sy(ci[1]):.1f}" stroke="#111"/>')
-        body.append(
-            f'<text x="{x0 + slot * (g + 0.5):.1f}" y="{y1 + 16}" text-anchor="middle" {_FONT}>{escape(group)}</text>'
-        )
+        gx = x0 + slot * (g + 0.5)
+        if rotate:
+            body.append(f'<text transform="translate({gx:.1f} {y1 + 12}) rotate(30)" {_FONT}>{escape(group)}</text>')
+        else:
+            body.append(f'<text x="{gx:.1f}" y="{y1 + 16}" text-anchor="middle" {_FONT}>{escape(group)}</text>')
     lx = x0 + 8
     for k, name in enumerate(names):
         body.append(
@@ -183,10 +205,13 @@ def line_chart(
         return _frame(width, 40, title + " (no data)", [])
     tr = (lambda v: math.log10(v)) if logy else (lambda v: v)  # noqa: E731
     xs, ys = [p[0] for p in pts], [tr(p[1]) for p in pts]
-    xlo, xhi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    ylo, yhi = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    pad = (yhi - ylo) * 0.05
-    ylo, yhi = ylo - pad, yhi + pad
+    xlo, xhi = (min(xs), max(xs)) if max(xs) > min(xs) else (min(xs) - 1, min(xs) + 1)  # one x: centred
+    if max(ys) > min(ys):
+        pad = (max(ys) - min(ys)) * 0.05
+        ylo, yhi = min(ys) - pad, max(ys) + pad
+    else:  # one value: centred in a range of a decade (log) or of the value's size
+        half = 0.5 if logy else max(abs(ys[0]) * 0.5, 0.5)
+        ylo, yhi = ys[0] - half, ys[0] + half
     x0, y0, x1, y1 = 60, 40, width - 12, height - 38
 
     def sx(v: float) -> float:
@@ -195,10 +220,12 @@ def line_chart(
     def sy(v: float) -> float:
         return y1 - (y1 - y0) * (v - ylo) / (yhi - ylo)
 
-    ticks = [t for t in _ticks(ylo, yhi) if ylo <= t <= yhi]
-    body = _axes(x0, y0, x1, y1, ticks, sy, ylabel + (" (log10)" if logy else ""))
+    ticks = _log_ticks(ylo, yhi) if logy else [t for t in _ticks(ylo, yhi) if ylo <= t <= yhi]
+    body = _axes(x0, y0, x1, y1, ticks, sy, ylabel + (" (log scale)" if logy else ""),
+                 tick_label=(lambda t: _fmt(10**t)) if logy else _fmt)
+    whole = all(float(x).is_integer() for x in xs)  # epochs, steps: no tick between two of them
     for t in _ticks(xlo, xhi):
-        if xlo <= t <= xhi:
+        if xlo <= t <= xhi and (not whole or float(t).is_integer()):
             body.append(f'<text x="{sx(t):.1f}" y="{y1 + 14}" text-anchor="middle" {_FONT}>{_fmt(t)}</text>')
     body.append(f'<text x="{(x0 + x1) / 2}" y="{height - 6}" text-anchor="middle" {_FONT}>{escape(xlabel)}</text>')
     for k, (name, s) in enumerate(series.items()):
@@ -229,7 +256,7 @@ def heatmap(
     cell: int = 34,
 ) -> str:
     """A confusion matrix: counts in cells, shaded by their share of the row."""
-    lab = max([len(r) for r in rows] + [4]) * 6 + 16
+    lab = max([len(r) for r in rows] + [len(row_label) + 2]) * 6 + 16  # room for the rows' title too
     top = max([len(c) for c in cols] + [4]) * 5 + 40
     width, height = lab + cell * len(cols) + 16, top + cell * len(rows) + 24
     body = [
