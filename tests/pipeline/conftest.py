@@ -11,7 +11,8 @@ from synthmed.pipeline.runner import run_pipeline
 
 
 def tiny_pipeline(model: Path | None = None) -> dict:
-    """Phantom -> mask captions -> template paraphrases (-> generate -> fidelity + privacy with ``model``)."""
+    """Phantom -> mask captions -> template paraphrases (-> generate at 2 and 4 steps -> fidelity of both +
+    privacy with ``model``)."""
     stages = [
         {"name": "phantom", "kind": "data.phantom", "out": "data/phantom",
          "settings": {"n": 16, "size": 32, "slices_per_patient": 2}},
@@ -26,6 +27,13 @@ def tiny_pipeline(model: Path | None = None) -> dict:
             {"name": "fidelity", "kind": "evaluate.fidelity", "out": "eval/fidelity",
              "settings": {"real": "${paraphrase}", "fake": "${generate}", "features": "efficientnet-lite0",
                           "bootstrap": 0, "per_finding": True, "min_group": 2}},
+            # The same prompts at another step count: the report's Fréchet distance vs steps plot.
+            {"name": "generate_4", "kind": "generate", "out": "data/synthetic-4steps",
+             "settings": {"model": str(model), "findings_grid": "balanced:${paraphrase}", "num_prompts": 8,
+                          "steps": 4, "batch_size": 8, "progress": False}},
+            {"name": "fidelity_4", "kind": "evaluate.fidelity", "out": "eval/fidelity-4steps",
+             "settings": {"real": "${paraphrase}", "fake": "${generate_4}", "features": "efficientnet-lite0",
+                          "bootstrap": 0}},
             {"name": "privacy", "kind": "evaluate.privacy", "out": "eval/privacy",
              "settings": {"train": "${paraphrase}", "fake": "${generate}", "features": "efficientnet-lite0",
                           "pixel_size": 16, "quantile": 0.5, "max_pairs": 4}},

@@ -23,6 +23,7 @@ def test_report_has_the_sections_whose_data_exist_and_nothing_external(full_run,
     assert len(srcs) >= 8 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(href|src)="https?://', html) and "<script" not in html
     assert "<svg" in html and "Precision vs recall" in html
+    assert "Fréchet distance vs sampling steps" in html  # two fidelity stages on 2- and 4-step generations
     assert "What was trained on what" in html and "git revision" in html
     assert "Real (paraphrase) vs generated (generate), by tumour location" in html
 
