@@ -29,6 +29,19 @@ def test_vit_shapes_and_gradients(stem):
     assert net.pos_embed.grad is not None and net.cls_token.grad is not None
 
 
+@pytest.mark.parametrize("pool", ["cls", "mean", "max"])
+def test_pooling_feeds_the_head_what_it_names(pool):
+    torch.manual_seed(0)
+    net = ViT(ViTConfig(image_size=32, patch_size=8, channels=1, dim=32, heads=4, mlp_dim=64, pool=pool)).eval()
+    seen = {}
+    net.norm.register_forward_hook(lambda m, i, o: seen.update(tokens=o))
+    net.head.register_forward_hook(lambda m, i, o: seen.update(pooled=i[0]))
+    net(torch.rand(2, 1, 32, 32))
+    z = seen["tokens"]
+    want = {"cls": z[:, 0], "mean": z[:, 1:].mean(dim=1), "max": z[:, 1:].amax(dim=1)}[pool]
+    assert torch.equal(seen["pooled"], want)
+
+
 def test_vit_rejects_wrong_input_shape_with_expected_shape():
     net = ViT(ViTConfig(image_size=32, patch_size=8, channels=1, dim=32, heads=4))
     with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):

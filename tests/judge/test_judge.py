@@ -125,3 +125,25 @@ def test_geometry_features_see_size_and_orientation():
     assert log_area[0] == pytest.approx(log_area[1]) and log_area[2] < log_area[0] - 1.5
     empty = _geometry(torch.full((1, 1, 32, 32), -20.0))
     assert empty.abs().max() <= 10 and torch.isfinite(empty).all()
+
+
+@pytest.mark.parametrize("stride", [4, 2])
+def test_lesion_map_resolution_follows_map_stride_and_trains_on_its_targets(stride):
+    from synthmed.judge.targets import lesion_map_targets
+
+    torch.manual_seed(0)
+    cfg = JudgeNetConfig(image_size=32, widths=(4, 4, 8, 8, 8), hidden=8, map_stride=stride)
+    net = JudgeNet(cfg)
+    out = net(torch.rand(2, 1, 32, 32))
+    assert cfg.map_size == 32 // stride and out["lesion_map"].shape == (2, 1, cfg.map_size, cfg.map_size)
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 10:13, 20:23] = 1.0  # a 3-pixel lesion: one or two cells of a stride-2 map
+    maps, valid = lesion_map_targets([mask, None], cfg.map_size)
+    assert maps.shape == (2, 1, cfg.map_size, cfg.map_size) and valid.tolist() == [True, False]
+    assert float(maps[0].sum()) == pytest.approx(9 / stride**2, rel=1e-3)  # the lesion's area in map cells
+    t = findings_targets([ROUND, NONE], cfg.attributes)
+    t["lesion_map"], t["map_valid"] = maps, valid
+    judge_loss(out, t).backward()
+    assert net.lesion.weight.grad is not None and float(net.lesion.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValidationError):
+        JudgeNetConfig(map_stride=8)

@@ -32,7 +32,9 @@ class ViTConfig(BaseModel):
         depth: Transformer blocks.
         mlp_dim: Hidden width of each block's MLP ("fully connected dimension").
         dropout: Dropout in attention output, MLP and after the embedding.
-        pool: "cls" (the class token) or "mean" (average of the patch tokens).
+        pool: "cls" (the class token), "mean" (average of the patch tokens) or "max"
+            (feature-wise maximum over the patch tokens: multiple-instance pooling, so one
+            patch showing a small lesion is enough to carry it to the head).
         stem: "patch" — the paper's linear projection of non-overlapping patches; or "conv"
             — a stack of stride-2 3x3 convolutions with the same total stride (Xiao et al.
             2021, "Early convolutions help transformers see better"), which trains faster
@@ -53,7 +55,7 @@ class ViTConfig(BaseModel):
     depth: int = Field(1, ge=1)
     mlp_dim: int = Field(512, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
-    pool: Literal["cls", "mean"] = "cls"
+    pool: Literal["cls", "mean", "max"] = "cls"
     stem: Literal["patch", "conv"] = "patch"
     stem_convs: int = Field(1, ge=1)
     num_classes: int = Field(2, ge=2)
@@ -177,5 +179,10 @@ class ViT(nn.Module):
         for block in self.blocks:
             z = block(z)
         z = self.norm(z)
-        pooled = z[:, 0] if c.pool == "cls" else z[:, 1:].mean(dim=1)  # (B, D)
+        if c.pool == "cls":
+            pooled = z[:, 0]  # (B, D)
+        elif c.pool == "mean":
+            pooled = z[:, 1:].mean(dim=1)
+        else:
+            pooled = z[:, 1:].amax(dim=1)
         return self.head(pooled)

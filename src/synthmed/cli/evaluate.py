@@ -66,7 +66,8 @@ def downstream_command(
 @evaluate_app.command("adherence")
 def adherence_command(
     fake: Path = typer.Option(None, "--fake", help="Generated dataset directory (rows with requested_findings)."),
-    judge: Path = typer.Option(None, "--judge", help="Judge directory from `synthmed train judge`."),
+    judge: str = typer.Option(None, "--judge", help="Judge directory from `synthmed train judge`, or "
+                              "builtin:phantom-128 (shipped, for 128 px brain MRI)."),
     out: Path = typer.Option(None, "--out", help="JSON report to write."),
     threshold: float = typer.Option(None, "--threshold", help="Presence probability meaning 'tumour'."),
     config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),

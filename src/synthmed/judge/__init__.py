@@ -4,7 +4,7 @@ It scores prompt adherence (does a generated image show what its prompt asked fo
 carries its own accuracy on real test images, so a reader knows how far to trust it.
 """
 
-from synthmed.judge.io import FindingsJudge
+from synthmed.judge.io import FindingsJudge, builtin_judges, resolve_judge
 from synthmed.judge.model import DEFAULT_ATTRIBUTES, JudgeNet, JudgeNetConfig
 from synthmed.judge.train import JUDGE_PRESETS, JudgeReport, JudgeTrainConfig, evaluate_judge, train_judge
 
@@ -16,6 +16,8 @@ __all__ = [
     "JudgeNetConfig",
     "JudgeReport",
     "JudgeTrainConfig",
+    "builtin_judges",
     "evaluate_judge",
+    "resolve_judge",
     "train_judge",
 ]

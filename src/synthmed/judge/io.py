@@ -6,6 +6,13 @@ Directory layout (loadable with safetensors + json, no synthmed code needed)::
     DIR/config.json            JudgeNetConfig (architecture, attribute values, input size)
     DIR/real_test_metrics.json the judge's per-attribute accuracy on real test images
     DIR/synthmed.json          provenance: training config, seed, data hash, versions
+
+Built-in judges ship inside the package and load by name, ``builtin:<name>`` wherever a
+judge directory is expected (``FindingsJudge.from_pretrained("builtin:phantom-128")``,
+``synthmed evaluate adherence --judge builtin:phantom-128``). ``phantom-128`` is the
+``cpu`` preset trained by ``benchmarks/bench_judge.py --n 4000`` on phantom seed 0
+(2,800 training slices); a fixed, validated instrument, as Inception is for FID, so
+adherence figures of different runs are comparable.
 """
 
 from __future__ import annotations
@@ -36,6 +43,29 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "real_test_metrics.json"
 PROVENANCE_FILE = "synthmed.json"
+BUILTIN_PREFIX = "builtin:"
+_ASSETS = Path(__file__).parent / "assets"
+
+
+def builtin_judges() -> list[str]:
+    """Names of the judges shipped with synthmed (``builtin:<name>``)."""
+    return sorted(p.name for p in _ASSETS.iterdir() if (p / WEIGHTS_FILE).is_file()) if _ASSETS.is_dir() else []
+
+
+def resolve_judge(ref: str | Path) -> Path:
+    """The directory of a judge given as a path or as ``builtin:<name>``.
+
+    Raises:
+        DataError: an unknown built-in name (listing the available ones).
+    """
+    text = str(ref)
+    if not text.startswith(BUILTIN_PREFIX):
+        return Path(ref)
+    name = text[len(BUILTIN_PREFIX):]
+    if name not in builtin_judges():
+        raise DataError(f"unknown built-in judge {name!r}; available: "
+                        + ", ".join(BUILTIN_PREFIX + n for n in builtin_judges()), text)
+    return _ASSETS / name
 
 
 class FindingsJudge:
@@ -71,14 +101,14 @@ class FindingsJudge:
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> FindingsJudge:
-        """Load a judge directory written by ``synthmed train judge``.
+        """Load a judge directory written by ``synthmed train judge``, or ``builtin:<name>``.
 
         Raises:
             DataError: naming the directory or file that is missing or invalid.
         """
         from safetensors.torch import load_file
 
-        path = Path(path)
+        path = resolve_judge(path)
         if not path.is_dir():
             raise DataError("judge directory not found (train one with `synthmed train judge`)", path)
         for name in (WEIGHTS_FILE, CONFIG_FILE):

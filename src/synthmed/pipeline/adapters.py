@@ -168,7 +168,8 @@ def run_adherence(cfg: Any, ctx: StageContext) -> dict[str, Any]:
     from synthmed.evaluate.adherence import evaluate_adherence
 
     report = evaluate_adherence(cfg)
-    return {"accuracy": {k: v.accuracy for k, v in report.agreements.items() if v.n}, "n": report.n}
+    return {"accuracy": {k: v.accuracy for k, v in report.agreements.items() if v.n}, "n": report.n,
+            "judge_real_test_accuracy": report.judge_real_test_accuracy}
 
 
 def run_captions_eval(cfg: Any, ctx: StageContext) -> dict[str, Any]:

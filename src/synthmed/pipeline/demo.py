@@ -5,11 +5,12 @@ Stages, each writing into the run directory:
 1. ``data/phantom`` — the phantom brain-MRI benchmark (images, masks, true findings);
 2. ``data/real`` — a copy captioned with the ``mask`` captioner, as a user would caption real
    scans (the ground truth stays in ``original_findings``), scored against the truth;
-3. ``judge`` — a findings judge trained on the real training split only;
-4. ``model`` — a text-conditioned latent diffusion model trained from scratch (MSDM-style);
-5. ``data/synthetic`` — a generated set whose findings follow the real data's distribution;
-6. ``eval/adherence``, ``eval/fidelity`` — prompt adherence judged by the judge, and fidelity
-   (Fréchet distance, KID, precision/recall) against the held-out real test images.
+3. ``model`` — a text-conditioned latent diffusion model trained from scratch (MSDM-style);
+4. ``data/synthetic`` — a generated set whose findings follow the real data's distribution;
+5. ``eval/adherence``, ``eval/fidelity`` — prompt adherence judged by the shipped findings
+   judge ``builtin:phantom-128`` (trained on real phantom slices only; a fixed instrument, as
+   Inception is for FID, so demos are comparable and no budget goes to training it), and
+   fidelity (Fréchet distance, KID, precision/recall) against the real slices.
 
 ``summary.json`` and ``summary.md`` report what was done and measured; ``run.json`` is the
 runner's provenance record, and ``synthmed report`` turns the directory into one HTML page.
@@ -32,7 +33,11 @@ from synthmed.utils.provenance import provenance, write_json_atomic
 logger = logging.getLogger(__name__)
 
 #: Share of the budget (minutes) kept for everything but latent-diffusion training.
-_RESERVED_MINUTES = {"phantom+caption": 1.0, "judge": 2.0, "generate": 1.5, "evaluate": 1.0}
+_RESERVED_MINUTES = {"phantom+caption": 1.0, "generate": 1.5, "evaluate": 1.0}
+#: The adherence judge, shipped with synthmed (see synthmed.judge.io). It was trained on a 4,000-slice
+#: phantom with seed 0, which shares slices with the demo's real data; it only ever reads generated
+#: images here, and its own accuracy comes from its held-out test split.
+DEMO_JUDGE = "builtin:phantom-128"
 _MIN_LDM_MINUTES = 2.0
 
 
@@ -99,14 +104,11 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
                      "max_steps": 30, "batch_size": 8, "warmup_steps": 2}}
     else:
         ldm = {"resolution": cfg.size, "minutes": "auto", "tensorboard": True}
-    judge: dict[str, Any] = {"preset": "quick" if cfg.quick else "cpu", "epochs": 4 if cfg.quick else 8}
-    if not cfg.quick:
-        judge["image_size"] = 96
     return {
         "name": "synthmed demo" + (" (quick)" if cfg.quick else ""),
-        "description": "The offline demo: a phantom brain-MRI benchmark, captioned from its masks; a findings "
-                       "judge and a text-conditioned latent diffusion model trained from scratch on the real "
-                       "training split; a generated set scored for prompt adherence and fidelity.",
+        "description": "The offline demo: a phantom brain-MRI benchmark, captioned from its masks; a "
+                       "text-conditioned latent diffusion model trained from scratch on the real training split; "
+                       "a generated set scored for prompt adherence (by the shipped findings judge) and fidelity.",
         "out": str(cfg.out),
         "seed": cfg.seed,
         "minutes": cfg.minutes,
@@ -116,7 +118,6 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
              "settings": {"n": cfg.n_images, "size": cfg.size}},
             {"name": "caption", "kind": "caption", "out": "data/real",
              "settings": {"data": "${phantom}", "captioner": "mask"}},
-            {"name": "judge", "kind": "train.judge", "settings": {"data": "${caption}", **judge}},
             {"name": "train_ldm", "kind": "train.ldm", "out": "model", "settings": {"data": "${caption}", **ldm}},
             {"name": "generate", "kind": "generate", "out": "data/synthetic",
              "reserve_minutes": _RESERVED_MINUTES["generate"],
@@ -125,7 +126,7 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
                           "scheduler": "dpm-solver++", "guidance_scale": 3.0, "batch_size": 16}},
             {"name": "adherence", "kind": "evaluate.adherence", "out": "eval/adherence",
              "reserve_minutes": _RESERVED_MINUTES["evaluate"] / 4,
-             "settings": {"fake": "${generate}", "judge": "${judge}"}},
+             "settings": {"fake": "${generate}", "judge": DEMO_JUDGE}},
             {"name": "fidelity", "kind": "evaluate.fidelity", "out": "eval/fidelity",
              "reserve_minutes": _RESERVED_MINUTES["evaluate"] * 3 / 4,
              "settings": {"real": "${caption}", "fake": "${generate}", "features": "efficientnet-lite0",
@@ -147,7 +148,7 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
                                           "n_images": cfg.n_images, "size": cfg.size,
                                           "n_generated": cfg.n_generated}}
     summary["captioner_accuracy"] = by_name["caption"].summary.get("accuracy_vs_original", {})
-    summary["judge_real_test_accuracy"] = by_name["judge"].summary.get("real_test_accuracy", {})
+    summary["judge_real_test_accuracy"] = by_name["adherence"].summary.get("judge_real_test_accuracy", {})
     summary["adherence"] = by_name["adherence"].summary.get("accuracy", {})
     summary["fidelity"] = _headline(json.loads((cfg.out / "eval" / "fidelity" / "fidelity.json").read_text()))
     summary["stages"] = {s.name: s.status for s in result.stages}
