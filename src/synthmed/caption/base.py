@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings, GenericFindings, GIEndoscopyFindings
+from synthmed.utils.registry import PrefixRegistry
 
 AnyFindings = BrainMRIFindings | GIEndoscopyFindings | GenericFindings
 
@@ -69,7 +69,8 @@ class Captioner(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Captioner]] = {}
+_REGISTRY: PrefixRegistry[Captioner] = PrefixRegistry(
+    "captioner", ("synthmed.caption.api", "synthmed.caption.hf", "synthmed.caption.mask"))
 
 
 def register_captioner(prefix: str) -> Callable[[Callable[..., Captioner]], Callable[..., Captioner]]:
@@ -77,19 +78,12 @@ def register_captioner(prefix: str) -> Callable[[Callable[..., Captioner]], Call
 
     A name ``"hf:some/model"`` calls the ``hf`` factory with ``model="some/model"``.
     """
-
-    def deco(factory: Callable[..., Captioner]) -> Callable[..., Captioner]:
-        _REGISTRY[prefix] = factory
-        return factory
-
-    return deco
+    return _REGISTRY.register(prefix)
 
 
 def captioner_names() -> list[str]:
     """Registered captioner names (prefixes shown as ``prefix:<model>``)."""
-    from synthmed.caption import api, hf, mask  # noqa: F401  (register themselves)
-
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_captioner(name: str, **options: object) -> Captioner:
@@ -98,10 +92,4 @@ def get_captioner(name: str, **options: object) -> Captioner:
     Raises:
         ConfigError: unknown name (the message lists the valid ones).
     """
-    names = captioner_names()
-    prefix, _, model = name.partition(":")
-    if prefix not in _REGISTRY:
-        raise ConfigError(f"unknown captioner {name!r}; available: {', '.join(names)}")
-    if model:
-        options = {**options, "model": model}
-    return _REGISTRY[prefix](**options)
+    return _REGISTRY.build(name, **options)

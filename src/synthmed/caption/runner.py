@@ -28,6 +28,7 @@ from synthmed.data.dataset import ImageDataset, write_records
 from synthmed.data.records import DatasetRecord
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import findings_from_dict
+from synthmed.llm.api import close_client
 from synthmed.llm.cache import ReplyCache
 
 logger = logging.getLogger(__name__)
@@ -126,9 +127,7 @@ def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str 
             bar.set_postfix(cached=summary.cached, failed=summary.failed, refresh=False)
     finally:
         bar.close()
-        close = getattr(getattr(cap, "client", None), "close", None)
-        if close is not None:
-            close()
+        close_client(cap)
     write_records(root, out)
     if summary.failed:
         logger.warning("%d of %d rows could not be captioned (see caption_error in the metadata)",

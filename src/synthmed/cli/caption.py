@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from synthmed.caption import caption_dataset, captioner_names
+from synthmed.cli.options import API_CONCURRENCY, API_MAX_RETRIES, API_TIMEOUT, HF_DEVICE
 from synthmed.errors import ConfigError
 
 _NAMES = ", ".join(n if n == "mask" else f"{n}:<model>" for n in captioner_names())
@@ -38,13 +39,13 @@ def caption_command(
     base_url: str = typer.Option(None, "--base-url", help="api: server, e.g. http://localhost:8000/v1 "
                                  "(default $SYNTHMED_API_BASE). The key is read from $SYNTHMED_API_KEY or "
                                  "$OPENAI_API_KEY only."),
-    concurrency: int = typer.Option(4, "--concurrency", help="api: requests in flight at once."),
-    timeout: float = typer.Option(120.0, "--timeout", help="api: seconds per request."),
-    max_retries: int = typer.Option(5, "--max-retries", help="api: retries on 429/5xx/timeouts."),
+    concurrency: int = API_CONCURRENCY,
+    timeout: float = API_TIMEOUT,
+    max_retries: int = API_MAX_RETRIES,
     parse_retries: int = typer.Option(1, "--parse-retries", help="Times an invalid reply is sent back for repair."),
     max_new_tokens: int = typer.Option(384, "--max-new-tokens", help="Reply length limit (hf:, api:)."),
     seed: int = typer.Option(0, "--seed", help="Seed (decoding is greedy)."),
-    device: str = typer.Option(None, "--device", help="hf: device (default: the GPU when present)."),
+    device: str = HF_DEVICE,
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
                                            help="hf: let the model repository run its own code (Ovis originals)."),
     cache: Path = typer.Option(None, "--cache", help="Reply cache file (default DIR/.synthmed/caption_cache.jsonl)."),

@@ -7,30 +7,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from synthmed.cli.options import CONFIG, THREADS, number_list
 from synthmed.utils.configs import load_config
 
 evaluate_app = typer.Typer(help="Measure how useful, controllable and accurate images and captions are.",
                            no_args_is_help=True)
 _console = Console()
-
-
-def _seeds(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(s) for s in value.replace(",", " ").split()]
-    except ValueError as err:
-        raise typer.BadParameter(f"expected integers separated by commas, got {value!r}",
-                                 param_hint="--seeds") from err
-
-
-def _floats(value: str | None, name: str) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        return [float(s) for s in value.replace(",", " ").split()]
-    except ValueError as err:
-        raise typer.BadParameter(f"expected numbers separated by commas, got {value!r}", param_hint=name) from err
+_JSON_OUT = typer.Option(None, "--out", help="JSON report to write.")
 
 
 @evaluate_app.command("downstream")
@@ -46,8 +29,8 @@ def downstream_command(
     ratios: str = typer.Option(None, "--ratios", help="Synthetic per real image in the mixes, e.g. 0.5,1,2."),
     low_data_fraction: float = typer.Option(None, "--low-data-fraction",
                                             help="Fraction of real training patients in the low-data regime."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    threads: int = THREADS,
+    config: Path = CONFIG,
 ) -> None:
     """Train the classifier on real, synthetic, mixed and low-data sets; test on held-out real images."""
     from synthmed.evaluate.downstream import DownstreamConfig, evaluate_downstream
@@ -55,7 +38,8 @@ def downstream_command(
 
     cfg = load_config(DownstreamConfig, config, {
         "real": real, "synthetic": synthetic, "out": out, "preset": preset, "epochs": epochs,
-        "image_size": image_size, "seeds": _seeds(seeds), "task": task, "ratios": _floats(ratios, "--ratios"),
+        "image_size": image_size, "seeds": number_list(seeds, int, what="integers", hint="--seeds"), "task": task,
+        "ratios": number_list(ratios, float, what="numbers", hint="--ratios"),
         "low_data_fraction": low_data_fraction, "threads": threads})
     report = evaluate_downstream(cfg)
     for table in downstream_tables(report):
@@ -68,9 +52,9 @@ def adherence_command(
     fake: Path = typer.Option(None, "--fake", help="Generated dataset directory (rows with requested_findings)."),
     judge: str = typer.Option(None, "--judge", help="Judge directory from `synthmed train judge`, or "
                               "builtin:phantom-128 (shipped, for 128 px brain MRI)."),
-    out: Path = typer.Option(None, "--out", help="JSON report to write."),
+    out: Path = _JSON_OUT,
     threshold: float = typer.Option(None, "--threshold", help="Presence probability meaning 'tumour'."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    config: Path = CONFIG,
 ) -> None:
     """Score each generated image against the findings its prompt requested, with a trained judge."""
     from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
@@ -94,9 +78,9 @@ def adherence_command(
 def captions_command(
     pred: Path = typer.Option(None, "--pred", help="Captioned dataset directory, or a .json/.jsonl of predictions."),
     ref: Path = typer.Option(None, "--ref", help="Reference dataset directory."),
-    out: Path = typer.Option(None, "--out", help="JSON report to write."),
+    out: Path = _JSON_OUT,
     name: str = typer.Option(None, "--name", help="Captioner name for predictions without a 'captioner' field."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    config: Path = CONFIG,
 ) -> None:
     """Per-attribute accuracy of each captioner's findings against reference findings (seed 000's table)."""
     from synthmed.evaluate.captions import CaptionEvalConfig, evaluate_captions

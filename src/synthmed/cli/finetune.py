@@ -6,21 +6,16 @@ from pathlib import Path
 
 import typer
 
+from synthmed.cli.options import CAPTIONED_DATA, MIXED_PRECISION, NO_PROGRESS, OVERWRITE, RESOLUTION, RESUME, SEED
+
 _BASE = typer.Option(None, "--base", help="Pretrained pipeline: hub id (runwayml/stable-diffusion-v1-5) or folder.")
-_DATA = typer.Option(None, "--data", help="Captioned dataset directory (rows need 'text').")
 _OUT = typer.Option(None, "--out", help="Output directory.")
 _CONFIG = typer.Option(None, "--config", help="YAML config (e.g. configs/lora-sd15-seed000.yaml).")
 _MAX_STEPS = typer.Option(None, "--max-steps", help="Optimizer steps.")
-_RESOLUTION = typer.Option(None, "--resolution", help="Square image side in pixels.")
 _LR = typer.Option(None, "--lr", help="Learning rate.")
 _BATCH_SIZE = typer.Option(None, "--batch-size", help="Images per micro-batch and process.")
 _GRAD_ACCUM = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step.")
 _VALIDATION_EVERY = typer.Option(None, "--validation-every", help="Steps between validation grids.")
-_SEED = typer.Option(None, "--seed", help="Seed of every random draw.")
-_RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint.")
-_OVERWRITE = typer.Option(False, "--overwrite", help="Discard a previous run in --out.")
-_MIXED_PRECISION = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16.")
-_NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide the progress bar.")
 
 
 def _common(base, data, out, max_steps, resolution, family, seed, resume, overwrite, mixed_precision, no_progress,
@@ -40,11 +35,11 @@ def _drop_none(d: dict) -> dict | None:
 
 def lora_command(
     base: str | None = _BASE,
-    data: Path | None = _DATA,
+    data: Path | None = CAPTIONED_DATA,
     out: Path | None = _OUT,
     config: Path | None = _CONFIG,
     max_steps: int | None = _MAX_STEPS,
-    resolution: int | None = _RESOLUTION,
+    resolution: int | None = RESOLUTION,
     rank: int | None = typer.Option(None, "--rank", help="LoRA rank."),
     alpha: float | None = typer.Option(None, "--alpha", help="LoRA alpha (default: the rank)."),
     dora: bool = typer.Option(False, "--dora", help="Weight-decomposed LoRA (DoRA)."),
@@ -55,11 +50,11 @@ def lora_command(
     batch_size: int | None = _BATCH_SIZE,
     grad_accum: int | None = _GRAD_ACCUM,
     validation_every: int | None = _VALIDATION_EVERY,
-    seed: int | None = _SEED,
-    resume: bool = _RESUME,
-    overwrite: bool = _OVERWRITE,
-    mixed_precision: str | None = _MIXED_PRECISION,
-    no_progress: bool = _NO_PROGRESS,
+    seed: int | None = SEED,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    mixed_precision: str | None = MIXED_PRECISION,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """LoRA on the UNet attention of SD 1.5 / SDXL (and optionally the text encoders)."""
     from synthmed.train.finetune import LoraTrainConfig, train_lora
@@ -76,7 +71,7 @@ def lora_command(
 
 def textual_inversion_command(
     base: str | None = _BASE,
-    data: Path | None = _DATA,
+    data: Path | None = CAPTIONED_DATA,
     out: Path | None = _OUT,
     config: Path | None = _CONFIG,
     token: list[str] = typer.Option([], "--token", help="New placeholder token, e.g. '<glioma>' (repeatable)."),
@@ -85,17 +80,17 @@ def textual_inversion_command(
     label: list[str] = typer.Option([], "--label", help="Train each token on rows with this label (one per token)."),
     a1111: bool = typer.Option(False, "--a1111", help="Also write the AUTOMATIC1111 .pt/.safetensors layout."),
     max_steps: int | None = _MAX_STEPS,
-    resolution: int | None = _RESOLUTION,
+    resolution: int | None = RESOLUTION,
     family: str | None = typer.Option(None, "--family", help="auto (from model_index.json) or sd15."),
     lr: float | None = _LR,
     batch_size: int | None = _BATCH_SIZE,
     grad_accum: int | None = _GRAD_ACCUM,
     validation_every: int | None = _VALIDATION_EVERY,
-    seed: int | None = _SEED,
-    resume: bool = _RESUME,
-    overwrite: bool = _OVERWRITE,
-    mixed_precision: str | None = _MIXED_PRECISION,
-    no_progress: bool = _NO_PROGRESS,
+    seed: int | None = SEED,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    mixed_precision: str | None = MIXED_PRECISION,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Textual inversion: new multi-vector tokens, only their embedding rows trained."""
     from synthmed.errors import ConfigError
@@ -118,7 +113,7 @@ def textual_inversion_command(
 
 
 def kandinsky_command(
-    data: Path | None = _DATA,
+    data: Path | None = CAPTIONED_DATA,
     out: Path | None = _OUT,
     config: Path | None = _CONFIG,
     prior: str | None = typer.Option(None, "--prior", help="Kandinsky 2.2 prior pipeline (hub id or folder)."),
@@ -132,16 +127,16 @@ def kandinsky_command(
                                           help="Train a Kandinsky 3 pipeline (hub id or folder) instead."),
     rank: int | None = typer.Option(None, "--rank", help="LoRA rank (of the stage(s) trained)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (per stage)."),
-    resolution: int | None = _RESOLUTION,
+    resolution: int | None = RESOLUTION,
     lr: float | None = _LR,
     batch_size: int | None = _BATCH_SIZE,
     grad_accum: int | None = _GRAD_ACCUM,
     validation_every: int | None = _VALIDATION_EVERY,
-    seed: int | None = _SEED,
+    seed: int | None = SEED,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    overwrite: bool = _OVERWRITE,
-    mixed_precision: str | None = _MIXED_PRECISION,
-    no_progress: bool = _NO_PROGRESS,
+    overwrite: bool = OVERWRITE,
+    mixed_precision: str | None = MIXED_PRECISION,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """LoRA on Kandinsky 2.2 (prior and/or decoder, seed 001's staged order) or on the Kandinsky 3 UNet."""
     from synthmed.utils.configs import load_config

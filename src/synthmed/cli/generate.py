@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from synthmed.cli.options import NO_PROGRESS
+
 
 def generate_command(
     model: str = typer.Option(..., "--model", help="Diffusers pipeline folder or hub id."),
@@ -39,7 +41,7 @@ def generate_command(
     height: int | None = typer.Option(None, "--height", help="Image height in pixels (default: the model's)."),
     width: int | None = typer.Option(None, "--width", help="Image width in pixels (default: the model's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from synthmed.cli.options import CONFIG, THREADS
 from synthmed.utils.configs import load_config
 
 
@@ -17,8 +18,8 @@ def judge_command(
     epochs: int = typer.Option(None, "--epochs", help="Override the preset's epochs."),
     seed: int = typer.Option(None, "--seed", help="Random seed."),
     max_train: int = typer.Option(None, "--max-train", help="Use at most this many training images."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    threads: int = THREADS,
+    config: Path = CONFIG,
 ) -> None:
     """Train a judge on real images only; its accuracy on the real test split is saved with it."""
     from synthmed.judge.train import JudgeTrainConfig, train_judge

@@ -7,20 +7,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from synthmed.cli.options import CAPTIONED_DATA, CONFIG, NO_PROGRESS, OVERWRITE, SEED, THREADS, number_list
 from synthmed.utils.configs import load_config
 
 localize_app = typer.Typer(help="Localise tumours with a CLIP-based anomaly model (seed 003).", no_args_is_help=True)
 _console = Console()
 
 
-def _layers(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(s) for s in value.replace(",", " ").split()]
-    except ValueError as err:
-        raise typer.BadParameter(f"expected layer numbers separated by commas, got {value!r}",
-                                 param_hint="--stage-layers") from err
+_PRED = typer.Option(None, "--pred", help="Output folder of `synthmed localize predict`.")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -47,12 +41,12 @@ def train_command(
     backbone_lr: float = typer.Option(None, "--backbone-lr", help="Learning rate of the trained backbone layers."),
     center_text: bool = typer.Option(None, "--center-text/--no-center-text",
                                      help="Centre Ft before the patch-text softmax (cpu/quick presets; not the seed)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of every random draw."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    seed: int = SEED,
+    threads: int = THREADS,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in --out."),
+    overwrite: bool = OVERWRITE,
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    config: Path = CONFIG,
 ) -> None:
     """Train the stage decoders (focal + dice against the masks) and calibrate the map threshold."""
     from synthmed.localize.config import LocalizeTrainConfig
@@ -60,9 +54,9 @@ def train_command(
 
     cfg = load_config(LocalizeTrainConfig, config, {
         "data": data, "out": out, "backbone": backbone, "preset": preset, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "stage_layers": _layers(stage_layers), "train_backbone_layers": train_backbone_layers,
-        "image_score": image_score, "backbone_lr": backbone_lr, "center_text": center_text, "seed": seed,
-        "threads": threads, "resume": resume or None,
+        "lr": lr, "stage_layers": number_list(stage_layers, int, what="layer numbers", hint="--stage-layers"),
+        "train_backbone_layers": train_backbone_layers, "image_score": image_score, "backbone_lr": backbone_lr,
+        "center_text": center_text, "seed": seed, "threads": threads, "resume": resume or None,
         "overwrite": overwrite or None, "progress": False if no_progress else None})
     path = train_localizer(cfg)
     typer.echo(f"localiser saved to {path}")
@@ -77,9 +71,9 @@ def predict_command(
     threshold: float = typer.Option(None, "--threshold", help="Map threshold (default: calibrated in training)."),
     map_format: str = typer.Option(None, "--map-format", help="png16 (default) or npy."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per forward pass."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    threads: int = THREADS,
+    no_progress: bool = NO_PROGRESS,
+    config: Path = CONFIG,
 ) -> None:
     """Write anomaly maps, overlays, image scores and findings; metrics.json when masks exist."""
     from synthmed.localize.predict import LocalizePredictConfig, predict_localization
@@ -95,15 +89,15 @@ def predict_command(
 
 @localize_app.command("pretrain-backbone")
 def pretrain_command(
-    data: Path = typer.Option(None, "--data", help="Captioned dataset directory (rows need 'text')."),
+    data: Path = CAPTIONED_DATA,
     out: Path = typer.Option(None, "--out", help="CLIP folder to write (loads with CLIPModel.from_pretrained)."),
     epochs: int = typer.Option(None, "--epochs", help="Contrastive training epochs."),
     image_size: int = typer.Option(None, "--image-size", help="Input side in pixels."),
-    seed: int = typer.Option(None, "--seed", help="Seed of every random draw."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    seed: int = SEED,
+    threads: int = THREADS,
     resume: bool = typer.Option(False, "--resume", help="Continue from the last finished epoch."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    no_progress: bool = NO_PROGRESS,
+    config: Path = CONFIG,
 ) -> None:
     """Train a small CLIP from scratch on the dataset's image-caption pairs (the offline backbone)."""
     from synthmed.localize.scratch import BackbonePretrainConfig, pretrain_backbone
@@ -115,11 +109,11 @@ def pretrain_command(
 
 
 def localization_command(
-    pred: Path = typer.Option(None, "--pred", help="Output folder of `synthmed localize predict`."),
+    pred: Path = _PRED,
     data: Path = typer.Option(None, "--data", help="Dataset directory with the true masks."),
     threshold: float = typer.Option(None, "--threshold", help="Map threshold for accuracy/precision/Dice/IoU."),
     out: Path = typer.Option(None, "--out", help="JSON file to write."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    config: Path = CONFIG,
 ) -> None:
     """Pixel AUROC/AP, accuracy, precision, Dice/IoU and image AUROC of saved localisation maps."""
     from synthmed.localize.evaluate import LocalizationEvalConfig, evaluate_localization
@@ -133,7 +127,7 @@ def localization_command(
 
 def explain_command(
     data: Path = typer.Option(None, "--data", help="Dataset directory (true findings are used for scoring)."),
-    pred: Path = typer.Option(None, "--pred", help="Output folder of `synthmed localize predict`."),
+    pred: Path = _PRED,
     out: Path = typer.Option(None, "--out", help="explanation.json to write."),
     vlm: str = typer.Option(None, "--vlm", help="hf:<model id or path> or api:<model>."),
     modes: str = typer.Option(None, "--modes", help="zero-shot,instruction,chain-of-thought (default: all)."),
@@ -142,8 +136,8 @@ def explain_command(
     base_url: str = typer.Option(None, "--base-url", help="api: server, e.g. http://localhost:8000/v1."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Reply length limit."),
     device: str = typer.Option(None, "--device", help="hf: device (default: GPU when present)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options."),
+    no_progress: bool = NO_PROGRESS,
+    config: Path = CONFIG,
 ) -> None:
     """Explain each localisation with a VLM in seed 003's prompting modes and score the findings per mode."""
     from synthmed.explain.run import ExplainConfig, explain_dataset

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from synthmed.cli.caption import model_options
+from synthmed.cli.options import API_CONCURRENCY, API_MAX_RETRIES, API_TIMEOUT, HF_DEVICE
 from synthmed.paraphrase import paraphrase_dataset
 
 
@@ -21,11 +22,11 @@ def paraphrase_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the template paraphraser / LLM decoding."),
     base_url: str = typer.Option(None, "--base-url", help="api: server (default $SYNTHMED_API_BASE); key from "
                                  "$SYNTHMED_API_KEY or $OPENAI_API_KEY."),
-    concurrency: int = typer.Option(4, "--concurrency", help="api: requests in flight at once."),
-    timeout: float = typer.Option(120.0, "--timeout", help="api: seconds per request."),
-    max_retries: int = typer.Option(5, "--max-retries", help="api: retries on 429/5xx/timeouts."),
+    concurrency: int = API_CONCURRENCY,
+    timeout: float = API_TIMEOUT,
+    max_retries: int = API_MAX_RETRIES,
     max_new_tokens: int = typer.Option(400, "--max-new-tokens", help="LLM reply length limit."),
-    device: str = typer.Option(None, "--device", help="hf: device (default: the GPU when present)."),
+    device: str = HF_DEVICE,
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the LLM reply cache."),
 ) -> None:
     """Add paraphrases to every caption; each is parsed back and kept only if its findings are unchanged."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from synthmed.cli.options import CAPTIONED_DATA, MIXED_PRECISION, NO_PROGRESS, OVERWRITE, RESOLUTION, RESUME, SEED
+
 train_app = typer.Typer(help="Train generative models.", no_args_is_help=True)
 
 
@@ -23,19 +25,19 @@ _register_finetune()
 
 @train_app.command("ldm")
 def ldm_command(
-    data: Path | None = typer.Option(None, "--data", help="Captioned dataset directory (rows need 'text')."),
+    data: Path | None = CAPTIONED_DATA,
     out: Path | None = typer.Option(None, "--out", help="Model directory (a diffusers pipeline folder)."),
     config: Path | None = typer.Option(None, "--config", help="YAML config (e.g. configs/ldm-demo.yaml)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps of each stage."),
     minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock budget for both stages together."),
-    resolution: int | None = typer.Option(None, "--resolution", help="Square image side in pixels."),
+    resolution: int | None = RESOLUTION,
     text_encoder: str | None = typer.Option(None, "--text-encoder",
                                             help="Hub id, local path, or alias (minilm, clip-vit-l-14)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of every random draw."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Discard a previous run in --out."),
-    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    seed: int | None = SEED,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    mixed_precision: str | None = MIXED_PRECISION,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Train a text-conditioned latent diffusion model from scratch (autoencoder, then UNet)."""
     from synthmed.train.ldm import LDMTrainConfig, train_ldm

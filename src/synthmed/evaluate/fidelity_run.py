@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from synthmed.data.dataset import ImageDataset
 from synthmed.errors import ConfigError, DataError
@@ -26,6 +26,7 @@ from synthmed.evaluate import bootstrap as bs
 from synthmed.evaluate._pairwise import PairwiseResult, pairwise_pass
 from synthmed.evaluate.breakdown import breakdown
 from synthmed.evaluate.feature_cache import dataset_features
+from synthmed.evaluate.feature_options import FeatureExtractorOptions
 from synthmed.evaluate.fidelity import (
     KID_SUBSET_SIZE,
     KID_SUBSETS,
@@ -62,21 +63,12 @@ CONVENTIONS = {
 }
 
 
-class FidelityConfig(BaseModel):
+class FidelityConfig(FeatureExtractorOptions):
     """Options of :func:`evaluate_fidelity` (CLI flags of ``synthmed evaluate fidelity``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     real: Path
     fake: Path
     out: Path | None = None
-    features: str = "auto"
-    weights: Path | None = None
-    preprocessing: str | None = None
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    batch_size: int = Field(32, ge=1)
-    device: str = "cpu"
     bootstrap: int = Field(100, ge=0)
     bootstrap_seed: int = 0
     seed: int = SEED
@@ -87,10 +79,6 @@ class FidelityConfig(BaseModel):
     real_vs_real: bool = True
     per_finding: bool = True
     min_group: int = Field(10, ge=2)
-    allow_download: bool = False
-    verify_weights: bool = True
-    trust_code: bool = False
-    progress: bool = False
 
 
 def _config(cfg: FidelityConfig | dict[str, Any]) -> FidelityConfig:
@@ -233,7 +221,6 @@ def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> dict[str, Any]:
         DataError: a dataset is missing, malformed or too small.
         ConfigError: an unknown extractor or missing weights (named in the message).
     """
-    from synthmed.features import build_extractor
     from synthmed.features.paths import feature_cache_dir
     from synthmed.utils.provenance import hash_dataset, package_versions, provenance, write_json_atomic
 
@@ -243,9 +230,7 @@ def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> dict[str, Any]:
     for name, ds in (("--real", real_ds), ("--fake", fake_ds)):
         if len(ds) < 2:
             raise DataError(f"{name} needs at least 2 images, found {len(ds)}", ds.root)
-    extractor = build_extractor(cfg.features, weights=cfg.weights, preprocessing=cfg.preprocessing,
-                                device=cfg.device, allow_download=cfg.allow_download,
-                                verify_weights=cfg.verify_weights, trust_code=cfg.trust_code)
+    extractor = cfg.build_extractor()
     cache_dir = cfg.cache_dir or feature_cache_dir()
     real_hash, fake_hash = hash_dataset(real_ds.root), hash_dataset(fake_ds.root)
     real_f, real_info = dataset_features(real_ds, extractor, cache_dir=cache_dir, use_cache=cfg.use_cache,

@@ -29,40 +29,28 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
+from synthmed.evaluate.feature_options import FeatureExtractorOptions
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "synthmed.privacy/1"
 
 
-class PrivacyConfig(BaseModel):
+class PrivacyConfig(FeatureExtractorOptions):
     """Options of :func:`evaluate_privacy` (CLI flags of ``synthmed evaluate privacy``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     train: Path
     fake: Path
     out: Path
     test: Path | None = None
-    features: str = "auto"
-    weights: Path | None = None
-    preprocessing: str | None = None
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    batch_size: int = Field(32, ge=1)
-    device: str = "cpu"
     pixel_size: int = Field(64, ge=4)
     quantile: float = Field(0.0, ge=0.0, lt=1.0)
     max_pairs: int = Field(50, ge=0)
-    allow_download: bool = False
-    verify_weights: bool = True
-    trust_code: bool = False
-    progress: bool = False
 
 
 def nearest_neighbours(query: torch.Tensor, ref: torch.Tensor, *, exclude_self: bool = False,
@@ -146,7 +134,6 @@ def _reference_split(train_ds: ImageDataset, test_ds: ImageDataset | None
 
 def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> dict[str, Any]:
     """Nearest-training-neighbour audit of a synthetic dataset; writes ``out/privacy.json`` and pair PNGs."""
-    from synthmed.features import build_extractor
     from synthmed.features.paths import feature_cache_dir
     from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 
@@ -162,9 +149,7 @@ def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> dict[str, Any]:
     if len(train_rows) < (1 if ref_rows else 2) or len(fake_ds) < 1:
         raise DataError(f"privacy audit needs training images and synthetic images; found {len(train_rows)} "
                         f"training and {len(fake_ds)} synthetic", cfg.train)
-    extractor = build_extractor(cfg.features, weights=cfg.weights, preprocessing=cfg.preprocessing,
-                                device=cfg.device, allow_download=cfg.allow_download,
-                                verify_weights=cfg.verify_weights, trust_code=cfg.trust_code)
+    extractor = cfg.build_extractor()
     from synthmed.evaluate.feature_cache import dataset_features
 
     cache_dir = cfg.cache_dir or feature_cache_dir()

@@ -53,6 +53,13 @@ def api_key_from_env() -> str | None:
     return None
 
 
+def close_client(backend: object) -> None:
+    """Close ``backend.client`` (an API back end's :class:`ChatClient`) if it has one."""
+    close = getattr(getattr(backend, "client", None), "close", None)
+    if close is not None:
+        close()
+
+
 @dataclass
 class APIStats:
     """Counters of one client (thread-safe updates through :meth:`ChatClient._count`)."""

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from synthmed.errors import ConfigError
 from synthmed.findings.parse import FindingsParseError, parse_text
+from synthmed.utils.registry import PrefixRegistry
 
 #: Modalities whose captions the parser reads back into findings (others cannot be checked).
 CHECKABLE_MODALITIES = ("brain_mri", "gi_endoscopy")
@@ -66,24 +66,18 @@ def check_paraphrase(original: str, paraphrase: str, modality: str) -> str | Non
     return "changes " + ", ".join(f"{n} ({getattr(reference, n)!r} -> {getattr(said, n)!r})" for n in diff)
 
 
-_REGISTRY: dict[str, Callable[..., Paraphraser]] = {}
+_REGISTRY: PrefixRegistry[Paraphraser] = PrefixRegistry(
+    "paraphraser", ("synthmed.paraphrase.llm", "synthmed.paraphrase.template"))
 
 
 def register_paraphraser(prefix: str) -> Callable[[Callable[..., Paraphraser]], Callable[..., Paraphraser]]:
     """Register a paraphraser factory under a name (``template``) or a prefix (``hf``, ``api``)."""
-
-    def deco(factory: Callable[..., Paraphraser]) -> Callable[..., Paraphraser]:
-        _REGISTRY[prefix] = factory
-        return factory
-
-    return deco
+    return _REGISTRY.register(prefix)
 
 
 def paraphraser_names() -> list[str]:
     """Registered paraphraser names."""
-    from synthmed.paraphrase import llm, template  # noqa: F401  (register themselves)
-
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_paraphraser(name: str, **options: object) -> Paraphraser:
@@ -92,10 +86,4 @@ def get_paraphraser(name: str, **options: object) -> Paraphraser:
     Raises:
         ConfigError: unknown name (the message lists the valid ones).
     """
-    names = paraphraser_names()
-    prefix, _, model = name.partition(":")
-    if prefix not in _REGISTRY:
-        raise ConfigError(f"unknown paraphraser {name!r}; available: {', '.join(names)}")
-    if model:
-        options = {**options, "model": model}
-    return _REGISTRY[prefix](**options)
+    return _REGISTRY.build(name, **options)

@@ -22,6 +22,7 @@ from synthmed.data.dataset import ImageDataset, write_records
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError
 from synthmed.findings.parse import FindingsParseError
+from synthmed.llm.api import close_client
 from synthmed.llm.cache import ReplyCache
 from synthmed.paraphrase.base import CHECKABLE_MODALITIES, ParaphraseInput, check_paraphrase, get_paraphraser
 
@@ -128,9 +129,7 @@ def paraphrase_dataset(root: str | Path, paraphraser: str = "template", *, per_c
             bar.set_postfix(accepted=summary.accepted, rejected=summary.rejected, refresh=False)
     finally:
         bar.close()
-        close = getattr(getattr(para, "client", None), "close", None)
-        if close is not None:
-            close()
+        close_client(para)
 
     records = []
     for i, rec in enumerate(ds.records):

@@ -24,7 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from synthmed.errors import DataError
-from synthmed.train.ldm.data import TrainingData, load_training_data
+from synthmed.train.ldm.data import TrainingData, latent_cache_is_current, load_training_data
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +137,7 @@ def cached_latents(vae, images: torch.Tensor, *, path: Path, digest: str, flip: 
     ``scaling_factor`` None takes the VAE's config value.
     """
     if is_main:
-        fresh = True
-        if path.is_file():
-            with safe_open(str(path), framework="pt") as fh:
-                fresh = (fh.metadata() or {}).get("digest") != digest
-        if fresh:
+        if not latent_cache_is_current(path, digest):
             t0 = time.monotonic()
             mean, std = encode_latents(vae, images, flip=flip, device=device)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,16 @@ from synthmed.errors import DataError
 logger = logging.getLogger(__name__)
 
 
+def latent_cache_is_current(path: Path, digest: str) -> bool:
+    """Whether the safetensors latent cache at ``path`` exists and was written for ``digest``."""
+    if not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return (fh.metadata() or {}).get("digest") == digest
+
+
 @dataclass
 class TrainingData:
     """Images and captions of the training rows.

@@ -38,7 +38,7 @@ from synthmed.train.ldm.autoencoder import (
     make_autoencoder_loss_fn,
 )
 from synthmed.train.ldm.config import LDMTrainConfig, StageConfig
-from synthmed.train.ldm.data import TrainingData, load_training_data
+from synthmed.train.ldm.data import TrainingData, latent_cache_is_current, load_training_data
 from synthmed.train.ldm.loop import StagePlan, StageResult, run_stage
 from synthmed.train.ldm.optim import EMA, build_optimizer
 from synthmed.train.ldm.randomness import derive_seed
@@ -124,11 +124,7 @@ def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, data: TrainingData,
     """Encode the training images once (main process), then load on every process."""
     path = cfg.out / "cache" / "latents.safetensors"
     if accelerator.is_main_process:
-        fresh = True
-        if path.is_file():
-            with safe_open(str(path), framework="pt") as fh:
-                fresh = (fh.metadata() or {}).get("digest") != digest
-        if fresh:
+        if not latent_cache_is_current(path, digest):
             t0 = time.monotonic()
             mean, std = encode_images(vae, data.images, device=accelerator.device)
             scale = latent_scaling_factor(mean, std)
