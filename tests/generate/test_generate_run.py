@@ -73,6 +73,15 @@ def test_other_settings_in_the_same_out_dir_are_refused(tiny_pipeline, tmp_path)
         generate(_cfg(tiny_pipeline, tmp_path / "g", steps=4))
 
 
+def test_a_run_recorded_before_a_setting_existed_still_resumes(tiny_pipeline, tmp_path):
+    # generate.json written before ``prior`` was a setting: its absence means the default, None.
+    out = generate(_cfg(tiny_pipeline, tmp_path / "g"))
+    record = json.loads((out / "generate.json").read_text())
+    del record["identity"]["prior"]
+    (out / "generate.json").write_text(json.dumps(record))
+    assert generate(_cfg(tiny_pipeline, tmp_path / "g")) == out
+
+
 def test_unknown_scheduler_fails_before_loading_the_model(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown scheduler 'heun'; valid names: ddpm, ddim, dpm-solver\+\+, euler"):
         generate(_cfg(tmp_path / "no-model", tmp_path / "g", scheduler="heun"))

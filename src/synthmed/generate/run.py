@@ -50,8 +50,9 @@ def _check_resume(out: Path, identity: dict) -> None:
     if not run_file.is_file() or not meta.is_file() or meta.stat().st_size == 0:
         return  # nothing generated yet
     previous = json.loads(run_file.read_text()).get("identity", {})
-    if previous != identity:
-        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+    # A setting absent from an older run's record had its default, None (e.g. ``prior``).
+    changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+    if changed:
         raise ConfigError(f"{out}: already holds images generated with other settings (differs in: "
                           f"{', '.join(changed)}); rerun with the same settings to resume, or choose another --out")
 
