@@ -42,7 +42,7 @@ def test_flags_override_yaml(tmp_path):
 
 
 def test_resolution_must_fit_the_autoencoder():
-    with pytest.raises(ConfigError, match="resolution 102 is not a multiple of the autoencoder's downsample factor 4"):
+    with pytest.raises(ConfigError, match="resolution 102 is not a multiple of the autoencoder's downsample factor 8"):
         load_config(LDMTrainConfig, None, {"data": "d", "out": "o", "resolution": 102})
 
 

@@ -141,7 +141,7 @@ def test_epoch_sampler_visits_every_item_once_per_epoch_and_splits_ranks():
 
 def test_pixel_weights_turn_the_loss_into_a_weighted_mean():
     unet = _tiny_unet().eval()
-    sched = build_noise_scheduler(NoiseScheduleConfig())
+    sched = build_noise_scheduler(NoiseScheduleConfig(prediction_type="epsilon"))  # the target below is the noise
     g = torch.Generator().manual_seed(3)
     latents, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
     emb, t = torch.randn(2, 6, 16, generator=g), torch.tensor([10, 700])

@@ -1,8 +1,8 @@
 """The typed configuration of ``synthmed train ldm`` (YAML, flags or Python).
 
 The defaults are the offline demo model: 128 px grayscale slices, an ``AutoencoderKL``
-with 8x downsampling to 16x16x4 latents, a 7 M-parameter cross-attention UNet and the
-packaged MiniLM text encoder; ``configs/ldm-demo.yaml`` spells them out and
+with 8x downsampling to 16x16x4 latents, a 5 M-parameter cross-attention UNet trained with
+v-prediction and the packaged MiniLM text encoder; ``configs/ldm-demo.yaml`` spells them out and
 ``configs/ldm-msdm.yaml`` is the paper-sized MSDM (256 px, CLIP ViT-L/14).
 """
 
@@ -69,7 +69,9 @@ class UNetTrainConfig(StageConfig):
     warmup_steps: int = Field(100, ge=0)
     context_dropout: float = Field(0.1, ge=0, le=1, description="probability of training on the empty prompt")
     use_paraphrases: bool = Field(True, description="sample the caption among text + paraphrases")
-    min_snr_gamma: float | None = Field(5.0, gt=0, description="Min-SNR-gamma loss weighting; None: plain MSE")
+    min_snr_gamma: float | None = Field(None, gt=0, description="Min-SNR-gamma loss weighting; None: plain MSE. "
+                                        "With v-prediction it all but ignores the noisiest timesteps, where a short "
+                                        "run must learn the layout, so the demo leaves it off; MSDM uses 5")
     lesion_weight: float = Field(0.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
                                  "mask: the error there counts (1 + lesion_weight) times; 0 turns it off")
     ema_decay: float | None = Field(0.999, gt=0, lt=1)
