@@ -1,6 +1,6 @@
 """The downstream protocol on the phantom benchmark, with a phantom stand-in for the generator.
 
-Usage: python benchmarks/bench_downstream.py [--n 2000] [--preset cpu] [--seeds 0,1,2] [--out metrics.json]
+Usage: python benchmarks/bench_downstream.py [--n 4000] [--preset cpu] [--seeds 0,1,2] [--device auto] [--out FILE]
 
 Real data: a phantom (seed 0). "Synthetic" data: a phantom drawn with another seed whose
 requested findings are its true findings — a perfect generator — until the latent-diffusion
@@ -28,7 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, help="real dataset (default: a fresh phantom)")
     ap.add_argument("--synthetic", type=Path, help="synthetic dataset (default: a phantom stand-in)")
-    ap.add_argument("--n", type=int, default=2000, help="phantom slices (real and stand-in each)")
+    ap.add_argument("--n", type=int, default=4000, help="phantom slices (real and stand-in each; 70 %% train)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--seeds", default="0,1,2")
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--ratios", default="0.5,1,2")
     ap.add_argument("--low-data-fraction", type=float, default=0.1)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda...")
     ap.add_argument("--workdir", type=Path, help="keep the data here (default: a temporary directory)")
     ap.add_argument("--out", type=Path, default=Path("downstream-bench.json"))
     args = ap.parse_args()
@@ -57,7 +58,8 @@ def main() -> None:
                                seeds=[int(s) for s in args.seeds.split(",")],
                                conditions=args.conditions.split(","),
                                ratios=[float(r) for r in args.ratios.split(",")],
-                               low_data_fraction=args.low_data_fraction, threads=args.threads)
+                               low_data_fraction=args.low_data_fraction, threads=args.threads,
+                               device=args.device)
         report = evaluate_downstream(cfg)
         console = Console()
         for table in downstream_tables(report):

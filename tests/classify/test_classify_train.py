@@ -83,3 +83,23 @@ def test_augmentation_moves_dense_targets_with_their_image():
     assert torch.allclose(centroid(maps["lesion"]), centroid(out), atol=0.02)  # still over the square
     assert (centroid(maps["lesion"]) - centroid(lesion)).abs().max() > 0.02  # and it did move
     assert math.isclose(float(out.max()), 1.0, abs_tol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_the_gpu_learns_and_augments_like_the_cpu():
+    x, y = _blobs(192, 0)
+    xv, yv = _blobs(64, 1)
+    cfg = AugmentConfig(hflip=True, max_shift=0.04, max_rotation_deg=8, max_scale=0.05, intensity=0.1)
+    on_cpu, _ = augment_batch(x[:16], cfg, torch.Generator().manual_seed(3))
+    on_gpu, _ = augment_batch(x[:16].cuda(), cfg, torch.Generator().manual_seed(3))
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)  # the same random draws on either device
+    torch.manual_seed(0)
+    net = ViT(ViTConfig(image_size=32, patch_size=8, channels=1, dim=32, heads=4, depth=1, mlp_dim=64, dropout=0.0,
+                        stem="conv")).cuda()
+    train = TrainConfig(epochs=12, batch_size=32, lr=3e-3, warmup_steps=5, schedule="cosine", weight_decay=0.0,
+                        patience=None, augment=cfg)
+    fit(net, x, y, train, channels=1, loss_fn=F.cross_entropy, val=(xv, yv), progress=False)
+    out = predict(net, xv, channels=1)
+    assert out.device.type == "cpu"
+    assert (out.argmax(1) == yv).float().mean() >= 0.9

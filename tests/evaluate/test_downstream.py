@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from synthmed.data.dataset import read_records, write_records
 from synthmed.errors import DataError
@@ -42,6 +43,7 @@ def test_protocol_runs_every_condition_and_writes_metrics(tmp_path, phantom_dir,
     assert saved["test"]["patients"] == report.n_test_patients
     assert saved["bootstrap"]["unit"] == "patient"
     assert saved["classifier"]["model"]["image_size"] == 32
+    assert saved["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # device "auto"
     assert len(downstream_tables(report)) == 2
 
 

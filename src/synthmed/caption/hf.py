@@ -25,15 +25,6 @@ from synthmed.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-def pick_device(device: str | None) -> str:
-    """``device`` if given, else ``cuda`` when available, else ``cpu``."""
-    import torch
-
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class HFCaptioner(VLMCaptioner):
     """Captions with a local image-text-to-text model (see module docstring).
 
@@ -80,8 +71,10 @@ class HFCaptioner(VLMCaptioner):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        device = pick_device(self.device)
-        dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if device.startswith("cuda")
+        from synthmed.utils.device import resolve_device
+
+        device = resolve_device(self.device)
+        dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if device.type == "cuda"
                                                                  else torch.float32)
         try:
             processor = AutoProcessor.from_pretrained(self.model_id, trust_remote_code=self.trust_remote_code)

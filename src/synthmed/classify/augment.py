@@ -81,13 +81,14 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
         theta[:, 0, 2] = 2 * uniform(-cfg.max_shift, cfg.max_shift)
         theta[:, 1, 2] = 2 * uniform(-cfg.max_shift, cfg.max_shift)
+        theta = theta.to(x.device)  # drawn on the CPU generator: the same draws on any device
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         for name, m in maps.items():
             m_grid = F.affine_grid(theta.to(m.dtype), list(m.shape), align_corners=False)
             maps[name] = F.grid_sample(m, m_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if cfg.intensity:
-        gain = uniform(1 - cfg.intensity, 1 + cfg.intensity).view(b, 1, 1, 1).to(x.dtype)
-        gamma = uniform(1 - cfg.intensity, 1 + cfg.intensity).view(b, 1, 1, 1).to(x.dtype)
+        gain = uniform(1 - cfg.intensity, 1 + cfg.intensity).view(b, 1, 1, 1).to(x.device, x.dtype)
+        gamma = uniform(1 - cfg.intensity, 1 + cfg.intensity).view(b, 1, 1, 1).to(x.device, x.dtype)
         x = x.clamp(0, 1).pow(gamma) * gain
     return x.clamp(0, 1), maps

@@ -137,6 +137,7 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if x.shape[1] == 1 and channels == 3:
         return x.expand(-1, 3, -1, -1)
     if x.shape[1] == 3 and channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)  # ITU-R BT.601 luma
+        luma = [0.299, 0.587, 0.114]  # ITU-R BT.601
+        weights = torch.tensor(luma, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x * weights).sum(dim=1, keepdim=True)
     raise ConfigError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")

@@ -89,10 +89,15 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _take(targets: Targets, idx: torch.Tensor) -> Targets:
+def _take(targets: Targets, idx: torch.Tensor, device: torch.device) -> Targets:
     if isinstance(targets, dict):
-        return {k: v[idx] for k, v in targets.items()}
-    return targets[idx]
+        return {k: v[idx].to(device) for k, v in targets.items()}
+    return targets[idx].to(device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def _concat(outputs: list[torch.Tensor | dict[str, torch.Tensor]]) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -104,12 +109,21 @@ def _concat(outputs: list[torch.Tensor | dict[str, torch.Tensor]]) -> torch.Tens
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, channels: int, batch_size: int = 128
             ) -> torch.Tensor | dict[str, torch.Tensor]:
-    """Model outputs for (N, C, S, S) images, in eval mode, batch by batch."""
+    """Model outputs for (N, C, S, S) images, in eval mode, batch by batch on the model's
+    device; the outputs are on the CPU."""
     was_training = model.training
     model.eval()
-    outs = [model(to_channels(images[i:i + batch_size], channels)) for i in range(0, len(images), batch_size)]
+    device = model_device(model)
+    outs = [_to_cpu(model(to_channels(images[i:i + batch_size].to(device), channels)))
+            for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return _concat(outs)
+
+
+def _to_cpu(out: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+    if isinstance(out, dict):
+        return {k: v.cpu() for k, v in out.items()}
+    return out.cpu()
 
 
 def fit(
@@ -128,6 +142,9 @@ def fit(
     desc: str = "train",
 ) -> FitResult:
     """Train ``model`` in place and leave it with its best validation weights.
+
+    Training runs on the model's device (move the model first, e.g. ``model.to("cuda")``);
+    images and targets stay where they are and are moved a batch at a time.
 
     Args:
         model: Any module mapping (B, channels, S, S) float images to outputs ``loss_fn`` reads.
@@ -148,6 +165,7 @@ def fit(
     if n == 0:
         raise ValueError("no training images")
     gen = torch.Generator().manual_seed(seed)
+    device = model_device(model)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     decay, no_decay = [], []
@@ -168,9 +186,9 @@ def fit(
             lr = lr_at(step, cfg, total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            tb = _take(targets, idx)
+            tb = _take(targets, idx, device)
             dense = {k: tb[k].float() for k in spatial_targets} if isinstance(tb, dict) else {}
-            xb, dense = augment_batch(to_channels(images[idx], channels), cfg.augment, gen, dense)
+            xb, dense = augment_batch(to_channels(images[idx].to(device), channels), cfg.augment, gen, dense)
             if dense:
                 tb = {**tb, **dense}  # type: ignore[dict-item]
             loss = loss_fn(model(xb), tb)

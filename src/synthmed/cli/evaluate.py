@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from synthmed.cli.options import CONFIG, THREADS, number_list
+from synthmed.cli.options import CONFIG, THREADS, TORCH_DEVICE, number_list
 from synthmed.utils.configs import load_config
 
 evaluate_app = typer.Typer(help="Measure how useful, controllable and accurate images and captions are.",
@@ -30,6 +30,7 @@ def downstream_command(
     low_data_fraction: float = typer.Option(None, "--low-data-fraction",
                                             help="Fraction of real training patients in the low-data regime."),
     threads: int = THREADS,
+    device: str = TORCH_DEVICE,
     config: Path = CONFIG,
 ) -> None:
     """Train the classifier on real, synthetic, mixed and low-data sets; test on held-out real images."""
@@ -40,7 +41,7 @@ def downstream_command(
         "real": real, "synthetic": synthetic, "out": out, "preset": preset, "epochs": epochs,
         "image_size": image_size, "seeds": number_list(seeds, int, what="integers", hint="--seeds"), "task": task,
         "ratios": number_list(ratios, float, what="numbers", hint="--ratios"),
-        "low_data_fraction": low_data_fraction, "threads": threads})
+        "low_data_fraction": low_data_fraction, "threads": threads, "device": device})
     report = evaluate_downstream(cfg)
     for table in downstream_tables(report):
         _console.print(table)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from synthmed.cli.options import CONFIG, THREADS
+from synthmed.cli.options import CONFIG, THREADS, TORCH_DEVICE
 from synthmed.utils.configs import load_config
 
 
@@ -19,6 +19,7 @@ def judge_command(
     seed: int = typer.Option(None, "--seed", help="Random seed."),
     max_train: int = typer.Option(None, "--max-train", help="Use at most this many training images."),
     threads: int = THREADS,
+    device: str = TORCH_DEVICE,
     config: Path = CONFIG,
 ) -> None:
     """Train a judge on real images only; its accuracy on the real test split is saved with it."""
@@ -26,7 +27,7 @@ def judge_command(
 
     cfg = load_config(JudgeTrainConfig, config, {
         "data": data, "out": out, "preset": preset, "image_size": image_size, "epochs": epochs, "seed": seed,
-        "max_train": max_train, "threads": threads})
+        "max_train": max_train, "threads": threads, "device": device})
     report = train_judge(cfg)
     acc = ", ".join(f"{k} {v:.3f}" for k, v in report.accuracy().items() if v is not None)
     typer.echo(f"judge written to {report.path} ({report.seconds:.0f} s); real-test accuracy: {acc}")

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from synthmed.cli.options import CAPTIONED_DATA, CONFIG, NO_PROGRESS, OVERWRITE, SEED, THREADS, number_list
+from synthmed.cli.options import (
+    CAPTIONED_DATA,
+    CONFIG,
+    NO_PROGRESS,
+    OVERWRITE,
+    SEED,
+    THREADS,
+    TORCH_DEVICE,
+    number_list,
+)
 from synthmed.utils.configs import load_config
 
 localize_app = typer.Typer(help="Localise tumours with a CLIP-based anomaly model (seed 003).", no_args_is_help=True)
@@ -43,6 +52,7 @@ def train_command(
                                      help="Centre Ft before the patch-text softmax (cpu/quick presets; not the seed)."),
     seed: int = SEED,
     threads: int = THREADS,
+    device: str = TORCH_DEVICE,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     overwrite: bool = OVERWRITE,
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -56,7 +66,7 @@ def train_command(
         "data": data, "out": out, "backbone": backbone, "preset": preset, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "stage_layers": number_list(stage_layers, int, what="layer numbers", hint="--stage-layers"),
         "train_backbone_layers": train_backbone_layers, "image_score": image_score, "backbone_lr": backbone_lr,
-        "center_text": center_text, "seed": seed, "threads": threads, "resume": resume or None,
+        "center_text": center_text, "seed": seed, "threads": threads, "device": device, "resume": resume or None,
         "overwrite": overwrite or None, "progress": False if no_progress else None})
     path = train_localizer(cfg)
     typer.echo(f"localiser saved to {path}")
@@ -72,6 +82,7 @@ def predict_command(
     map_format: str = typer.Option(None, "--map-format", help="png16 (default) or npy."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per forward pass."),
     threads: int = THREADS,
+    device: str = TORCH_DEVICE,
     no_progress: bool = NO_PROGRESS,
     config: Path = CONFIG,
 ) -> None:
@@ -80,7 +91,7 @@ def predict_command(
 
     cfg = load_config(LocalizePredictConfig, config, {
         "model": model, "data": data, "out": out, "split": split, "threshold": threshold, "map_format": map_format,
-        "batch_size": batch_size, "threads": threads, "progress": False if no_progress else None})
+        "batch_size": batch_size, "threads": threads, "device": device, "progress": False if no_progress else None})
     metrics = predict_localization(cfg)
     if metrics is not None:
         _print_metrics(metrics)
@@ -95,6 +106,7 @@ def pretrain_command(
     image_size: int = typer.Option(None, "--image-size", help="Input side in pixels."),
     seed: int = SEED,
     threads: int = THREADS,
+    device: str = TORCH_DEVICE,
     resume: bool = typer.Option(False, "--resume", help="Continue from the last finished epoch."),
     no_progress: bool = NO_PROGRESS,
     config: Path = CONFIG,
@@ -104,7 +116,7 @@ def pretrain_command(
 
     cfg = load_config(BackbonePretrainConfig, config, {
         "data": data, "out": out, "epochs": epochs, "image_size": image_size, "seed": seed, "threads": threads,
-        "resume": resume or None, "progress": False if no_progress else None})
+        "device": device, "resume": resume or None, "progress": False if no_progress else None})
     typer.echo(f"backbone saved to {pretrain_backbone(cfg)}")
 
 

@@ -18,6 +18,7 @@ THREADS = typer.Option(None, "--threads", help="CPU threads for torch.")
 SEED = typer.Option(None, "--seed", help="Seed of every random draw.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Discard a previous run in --out.")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide the progress bar.")
+TORCH_DEVICE = typer.Option(None, "--device", help="Torch device: auto (the GPU when present), cpu, cuda, cuda:1...")
 
 # the training commands (train ldm, lora, textual-inversion, kandinsky)
 CAPTIONED_DATA = typer.Option(None, "--data", help="Captioned dataset directory (rows need 'text').")

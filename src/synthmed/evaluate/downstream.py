@@ -37,6 +37,7 @@ from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.downstream_report import DownstreamReport, summarise
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class DownstreamConfig(BaseModel):
         bootstrap: Bootstrap replicates for the intervals.
         ci_level: Confidence level of the intervals.
         threads: CPU threads for torch (None: torch's default).
+        device: Where the classifiers train: ``auto`` (the GPU when present), ``cpu``,
+            ``cuda``... Results on a GPU match the CPU's up to floating-point order.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +90,7 @@ class DownstreamConfig(BaseModel):
     bootstrap: int = Field(1000, ge=10)
     ci_level: float = Field(0.95, gt=0, lt=1)
     threads: int | None = Field(None, ge=1)
+    device: str = "auto"
 
     @model_validator(mode="after")
     def _check(self) -> DownstreamConfig:
@@ -208,7 +212,8 @@ def _plan(cfg: DownstreamConfig, real: _Data, synth: _Data | None,
 
 
 def _train_one(preset: ClassifierPreset, real: _Data, synth: _Data | None, real_idx: np.ndarray,
-               syn_idx: np.ndarray, val: _Data | None, test: _Data, seed: int, desc: str) -> tuple[np.ndarray, int]:
+               syn_idx: np.ndarray, val: _Data | None, test: _Data, seed: int, desc: str,
+               device: torch.device) -> tuple[np.ndarray, int]:
     parts_x = [real.images[torch.from_numpy(real_idx)]]
     parts_y = [real.labels[torch.from_numpy(real_idx)]]
     if synth is not None and len(syn_idx):
@@ -216,7 +221,7 @@ def _train_one(preset: ClassifierPreset, real: _Data, synth: _Data | None, real_
         parts_y.append(synth.labels[torch.from_numpy(syn_idx)])
     x, y = torch.cat(parts_x), torch.cat(parts_y)
     torch.manual_seed(seed)
-    model = build_classifier(preset.model)
+    model = build_classifier(preset.model).to(device)
     channels = preset.model.channels
 
     def loss_fn(out: Any, target: Any) -> torch.Tensor:
@@ -243,6 +248,7 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
         logger.warning("no --synthetic dataset: running only %s",
                        ", ".join(c for c in cfg.conditions if c in ("trtr", "low")) or "nothing")
     started = time.perf_counter()
+    device = resolve_device(cfg.device)
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -268,7 +274,8 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
             for name, real_idx, syn_idx in plan:
                 bar.set_postfix_str(f"{name} seed {seed}")
                 t0 = time.perf_counter()
-                probs, best = _train_one(preset, real, synth, real_idx, syn_idx, val, test, seed, f"{name}/{seed}")
+                probs, best = _train_one(preset, real, synth, real_idx, syn_idx, val, test, seed, f"{name}/{seed}",
+                                         device)
                 runs.append(RunResult(name, seed, len(real_idx), len(syn_idx), probs, best, time.perf_counter() - t0))
                 logger.debug("%s seed %d: %d real + %d synthetic, best epoch %d, %.0f s", name, seed,
                              len(real_idx), len(syn_idx), best, runs[-1].seconds)
@@ -283,6 +290,7 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
         **report.to_json(),
         "config": cfg.model_dump(mode="json"),
         "classifier": preset.model_dump(mode="json"),
+        "device": str(device),
         "data": {"real": str(cfg.real), "real_hash": hash_dataset(cfg.real),
                  "synthetic": str(cfg.synthetic) if cfg.synthetic else None,
                  "synthetic_hash": hash_dataset(cfg.synthetic) if cfg.synthetic else None,

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthmed.data.dataset import DatasetWriter
 from synthmed.data.imageio import load_image, load_mask
 from synthmed.errors import ConfigError, DataError
-from synthmed.generate.pipeline import load_pipeline, model_id, resolve_device
+from synthmed.generate.pipeline import load_pipeline, model_id
 from synthmed.generate.run import _to_array
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)

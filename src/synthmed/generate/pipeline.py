@@ -14,16 +14,6 @@ from synthmed.generate.schedulers import make_scheduler
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"device {device!r} is not a torch device ({err})") from err
-
-
 def model_id(model: str) -> str:
     """How a model is named in generated rows: a local folder's absolute path, else the hub id."""
     p = Path(model)

@@ -24,9 +24,10 @@ from synthmed.data.imageio import quantize
 from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.generate.config import GenerateConfig
-from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id, resolve_device
+from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
 from synthmed.generate.prompts import PromptSpec, collect_prompts
 from synthmed.generate.schedulers import check_scheduler_name
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 

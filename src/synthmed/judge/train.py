@@ -33,6 +33,7 @@ from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.io import FindingsJudge
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import best_threshold, findings_targets, judge_loss, lesion_map_targets
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import hash_dataset, provenance
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class JudgeTrainConfig(BaseModel):
         map_weight: Weight of the dense lesion-map loss (rows with masks).
         head_weight: Weight of the attribute heads' mean cross-entropy.
         threads: CPU threads for torch (None: torch's default).
+        device: Where to train: ``auto`` (the GPU when present), ``cpu``, ``cuda``...; the
+            saved judge and its real-test figures are computed on the CPU either way.
         network: Full architecture override (optional).
         train: Full optimisation override (optional); horizontal flips are refused.
     """
@@ -104,6 +107,7 @@ class JudgeTrainConfig(BaseModel):
     map_weight: float = Field(1.0, ge=0)
     head_weight: float = Field(2.0, ge=0)
     threads: int | None = Field(None, ge=1)
+    device: str = "auto"
     network: JudgeNetConfig | None = None
     train: TrainConfig | None = None
 
@@ -222,7 +226,7 @@ def train_judge(cfg: JudgeTrainConfig, *, progress: bool = True) -> JudgeReport:
         net_cfg = net_cfg.model_copy(update={"channels": channels})
         targets = {s: _targets(ds, splits[s], net_cfg, cfg.reference) for s in images}
         torch.manual_seed(cfg.seed)
-        net = JudgeNet(net_cfg)
+        net = JudgeNet(net_cfg).to(resolve_device(cfg.device))
 
         def loss_fn(out: Any, tgt: Any) -> torch.Tensor:
             return judge_loss(out, tgt, map_weight=cfg.map_weight, head_weight=cfg.head_weight)
@@ -234,6 +238,7 @@ def train_judge(cfg: JudgeTrainConfig, *, progress: bool = True) -> JudgeReport:
         result = fit(net, images["train"], targets["train"], train_cfg, channels=channels, loss_fn=loss_fn, val=val,
                      score_fn=presence_accuracy, spatial_targets=("lesion_map",), seed=cfg.seed, progress=progress,
                      desc="train judge")
+        net.cpu()
         if val is not None:  # set the presence threshold on real validation images, not on test
             out = predict(net, images["val"], channels, train_cfg.eval_batch_size)
             threshold = best_threshold(out["tumor_present"], targets["val"]["tumor_present"])  # type: ignore[index]

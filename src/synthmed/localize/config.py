@@ -61,6 +61,7 @@ class LocalizeTrainConfig(BaseModel):
     scratch: dict[str, Any] = Field(default_factory=dict, description="BackbonePretrainConfig overrides")
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    device: str = Field("auto", description="torch device: auto (the GPU when present), cpu, cuda...")
     checkpoint_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
     resume: bool = False
     overwrite: bool = False

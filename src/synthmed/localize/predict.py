@@ -50,6 +50,7 @@ class LocalizePredictConfig(BaseModel):
     batch_size: int = Field(16, ge=1)
     map_format: Literal["png16", "npy"] = "png16"
     threads: int | None = Field(None, ge=1)
+    device: str = Field("auto", description="torch device: auto (the GPU when present), cpu, cuda...")
     progress: bool = True
 
 
@@ -83,12 +84,14 @@ def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
     """
     import torch
 
+    from synthmed.utils.device import resolve_device
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if not Path(cfg.model).is_dir():
         raise ConfigError(f"localiser folder {cfg.model} does not exist")
     items = load_items(cfg.data, cfg.split)
-    localizer = load_localizer(cfg.model)
+    localizer = load_localizer(cfg.model, device=resolve_device(cfg.device))
     threshold = cfg.threshold if cfg.threshold is not None else localizer.config.threshold
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from synthmed.localize.backbone import CLIP_MEAN, CLIP_STD, ClipBackbone, defaul
 from synthmed.localize.data import load_items
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.localize.tokenizer import train_clip_tokenizer
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -68,6 +69,7 @@ class BackbonePretrainConfig(BaseModel):
     prompt_mix: float = Field(0.3, ge=0, le=1)
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    device: str = Field("auto", description="torch device: auto (the GPU when present), cpu, cuda...")
     resume: bool = False
     progress: bool = True
 
@@ -134,7 +136,8 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_clip_tokenizer(texts + normal + abnormal, vocab_size=cfg.vocab_size,
                                      max_length=cfg.max_text_length)
-    model = build_clip(cfg, len(tokenizer))
+    device = resolve_device(cfg.device)
+    model = build_clip(cfg, len(tokenizer)).to(device)
     backbone = ClipBackbone(model=model, tokenizer=tokenizer, source=str(out), image_size=cfg.image_size,
                             mean=CLIP_MEAN, std=CLIP_STD, stage_layers=default_stage_layers(cfg.num_layers))
     pixels = torch.cat([backbone.preprocess([it.image for it in items[i:i + 256]])
@@ -169,12 +172,12 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
             batch_text = [texts[i] if rng.random() >= cfg.prompt_mix
                           else str(rng.choice(abnormal if labels[i] else normal)) for i in idx]
             tok = tokenizer(batch_text, padding="max_length", truncation=True, max_length=cfg.max_text_length,
-                            return_tensors="pt")
+                            return_tensors="pt").to(device)
             img_out = model.vision_model(pixel_values=pixels[idx])
             img = F.normalize(model.visual_projection(img_out.pooler_output), dim=-1)
             txt_out = model.text_model(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
             txt = F.normalize(model.text_projection(txt_out.pooler_output), dim=-1)
-            same = torch.tensor([[a == c for c in batch_text] for a in batch_text])
+            same = torch.tensor([[a == c for c in batch_text] for a in batch_text], device=device)
             loss = contrastive_loss(img, txt, same, model.logit_scale.exp().clamp(max=100.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -22,6 +22,7 @@ from synthmed.localize.metrics import LocalizationMetrics, best_dice_threshold
 from synthmed.localize.model import StageDecoders
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
+from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -49,11 +50,11 @@ def _backbone(cfg: LocalizeTrainConfig, out: Path) -> tuple[ClipBackbone, str]:
 
         target = out / BACKBONE_DIR
         if not (target / "config.json").is_file():
-            opts = {"data": cfg.data, "out": target, "seed": cfg.seed, "threads": cfg.threads,
+            opts = {"data": cfg.data, "out": target, "seed": cfg.seed, "threads": cfg.threads, "device": cfg.device,
                     "progress": cfg.progress, "resume": True, **cfg.scratch}
             pretrain_backbone(BackbonePretrainConfig.model_validate(opts))
         name = str(target)
-    return load_backbone(name, cfg.stage_layers), name
+    return load_backbone(name, cfg.stage_layers, device=resolve_device(cfg.device)), name
 
 
 def _unfreeze_last_layers(backbone: ClipBackbone, n: int) -> list[torch.nn.Parameter]:
@@ -102,7 +103,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     text = backbone.ensemble_text_features(normal, abnormal)  # Ft (2, C), fixed
     torch.manual_seed(derive_seed(cfg.seed, 3))
     decoders = StageDecoders(len(backbone.stage_layers), backbone.vision_hidden_size, backbone.projection_dim,
-                             cfg.decoder_hidden, cfg.temperature, bool(cfg.center_text))
+                             cfg.decoder_hidden, cfg.temperature, bool(cfg.center_text)).to(text.device)
     groups = [{"params": list(decoders.parameters()), "lr": cfg.lr}]
     n_train_bb = int(cfg.train_backbone_layers or 0)
     if n_train_bb:
@@ -133,7 +134,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         for step in range(step0 if epoch == epoch0 else 0, steps_per_epoch):
             batch = [items[i] for i in order[step * bs:(step + 1) * bs]]
             pixels = backbone.preprocess([it.image for it in batch])
-            target = _mask_batch(batch, size)
+            target = _mask_batch(batch, size).to(text.device)
             with torch.set_grad_enabled(n_train_bb > 0):
                 _, stages = backbone.image_features(pixels)
             loss = localization_loss(decoders.stage_probs(stages, text, (size, size)), target)

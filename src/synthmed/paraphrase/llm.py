@@ -130,10 +130,10 @@ class HFParaphraser(_LLMParaphraser):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from synthmed.caption.hf import pick_device
+        from synthmed.utils.device import resolve_device
 
-        device = pick_device(self.device)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        device = resolve_device(self.device)
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         try:
             tok = AutoTokenizer.from_pretrained(self.model_id, trust_remote_code=self.trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=dtype,
