@@ -55,12 +55,14 @@ PRESETS: dict[str, ClassifierPreset] = {
         train=TrainConfig(epochs=40, batch_size=16, lr=1e-4, warmup_steps=625, weight_decay=1e-3, grad_clip=1.0,
                           schedule="constant", patience=None, augment=AugmentConfig()),
         channels=3),
-    # ViT with a convolutional stem (Xiao et al. 2021): 128 px, 8x8 tokens of 16x16 pixels.
+    # ViT with a convolutional stem (Xiao et al. 2021; two 3x3 convolutions per halving): 128 px,
+    # 8x8 tokens of 16x16 pixels, 4 blocks, max pooling over the tokens (one token showing a
+    # small lesion can decide). Measured in docs/evaluation-downstream.md.
     "cpu": ClassifierPreset(
-        model=ViTConfig(image_size=128, patch_size=16, channels=1, dim=128, heads=4, depth=2, mlp_dim=256,
-                        dropout=0.1, pool="cls", stem="conv", num_classes=2),
-        train=TrainConfig(epochs=30, batch_size=32, lr=1e-3, warmup_steps=200, weight_decay=0.05, grad_clip=1.0,
-                          schedule="cosine", patience=8, augment=_CPU_AUGMENT)),
+        model=ViTConfig(image_size=128, patch_size=16, channels=1, dim=128, heads=4, depth=4, mlp_dim=256,
+                        dropout=0.1, pool="max", stem="conv", stem_convs=2, num_classes=2),
+        train=TrainConfig(epochs=60, batch_size=32, lr=1e-3, warmup_steps=200, weight_decay=0.05, grad_clip=1.0,
+                          schedule="cosine", patience=15, augment=_CPU_AUGMENT)),
     "quick": ClassifierPreset(
         model=ViTConfig(image_size=32, patch_size=8, channels=1, dim=64, heads=4, depth=1, mlp_dim=128,
                         dropout=0.1, pool="cls", num_classes=2),

@@ -72,8 +72,8 @@ class UNetTrainConfig(StageConfig):
     min_snr_gamma: float | None = Field(None, gt=0, description="Min-SNR-gamma loss weighting; None: plain MSE. "
                                         "With v-prediction it all but ignores the noisiest timesteps, where a short "
                                         "run must learn the layout, so the demo leaves it off; MSDM uses 5")
-    lesion_weight: float = Field(0.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
-                                 "mask: the error there counts (1 + lesion_weight) times; 0 turns it off")
+    lesion_weight: float = Field(4.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
+                                 "mask: the error there counts (1 + lesion_weight) times; 0 turns it off (as MSDM)")
     ema_decay: float | None = Field(0.999, gt=0, lt=1)
     export_ema: bool = Field(True, description="save the EMA weights (not the raw ones) in the pipeline")
 
