@@ -24,6 +24,7 @@ def main() -> None:
     p.add_argument("--backbone", default=None, help="CLIP id/folder (default: the preset's)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda...")
     args = p.parse_args()
 
     import torch
@@ -41,11 +42,12 @@ def main() -> None:
     t0 = time.perf_counter()
     train_localizer(LocalizeTrainConfig.model_validate({
         "data": data, "out": model, "preset": args.preset, "backbone": args.backbone, "epochs": args.epochs,
-        "threads": args.threads, "overwrite": True, "progress": False}))
+        "threads": args.threads, "device": args.device, "overwrite": True, "progress": False}))
     train_s = time.perf_counter() - t0
     meta = json.loads((model / "synthmed.json").read_text())
     m = predict_localization(LocalizePredictConfig(model=model, data=data, out=args.work / f"pred-{args.preset}",
-                                                   split="test", progress=False, threads=args.threads))
+                                                   split="test", progress=False, threads=args.threads,
+                                                   device=args.device))
     assert m is not None
     print(f"preset {args.preset}, backbone {meta['backbone']['source']}, test split (held-out patients), "
           f"{m['n_images']} images, threshold {m['threshold']:.2f}")
