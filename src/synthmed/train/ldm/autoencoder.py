@@ -20,18 +20,23 @@ class AutoencoderForTraining(torch.nn.Module):
         super().__init__()
         self.vae = vae
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, decoder_noise: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruct ``x``.
 
         Args:
             x: (B, C, H, W) images in [-1, 1].
             eps: (B, latent_channels, H/f, W/f) standard normal noise for the posterior sample.
+            decoder_noise: Optional noise of ``eps``'s shape added to the latent before decoding,
+                in units of the batch's standard deviation of posterior means.
 
         Returns:
             Reconstruction (B, C, H, W), posterior mean and log-variance (B, latent_channels, H/f, W/f).
         """
         posterior = self.vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * eps  # reparameterisation trick
+        if decoder_noise is not None:
+            z = z + decoder_noise * posterior.mean.detach().std()
         return self.vae.decode(z).sample, posterior.mean, posterior.logvar
 
 
@@ -82,8 +87,13 @@ def make_autoencoder_loss_fn(images: torch.Tensor, cfg: AutoencoderTrainConfig, 
         x = random_crops(images[sampler.indices(step, micro, rank)], cfg.crop_size, g)
         eps = torch.randn((x.shape[0], latent_channels, x.shape[-2] // downsample, x.shape[-1] // downsample),
                           generator=g)
+        noise = None
+        if cfg.decoder_noise > 0:  # per-sample strength uniform in [0, decoder_noise]
+            noise = cfg.decoder_noise * torch.rand((x.shape[0], 1, 1, 1), generator=g) * torch.randn(eps.shape,
+                                                                                                       generator=g)
+            noise = noise.to(device)
         x, eps = x.to(device), eps.to(device)
-        recon, mean, logvar = model(x, eps)
+        recon, mean, logvar = model(x, eps, noise)
         return autoencoder_loss(recon, x, mean, logvar, cfg)
 
     return loss_fn

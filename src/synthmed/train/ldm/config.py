@@ -56,6 +56,9 @@ class AutoencoderTrainConfig(StageConfig):
     crop_size: int | None = Field(64, ge=8, description="train on random crops of this side; None: whole images")
     kl_weight: float = Field(1e-6, ge=0)
     edge_weight: float = Field(0.5, ge=0)
+    decoder_noise: float = Field(0.0, ge=0, description="train the decoder on latents plus Gaussian noise of up to "
+                                 "this many latent standard deviations (uniform per image), so that the small "
+                                 "errors of a briefly trained UNet decode to plausible tissue, not lesion-like blobs")
 
 
 class UNetTrainConfig(StageConfig):
