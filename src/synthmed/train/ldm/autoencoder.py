@@ -88,10 +88,9 @@ def make_autoencoder_loss_fn(images: torch.Tensor, cfg: AutoencoderTrainConfig, 
         eps = torch.randn((x.shape[0], latent_channels, x.shape[-2] // downsample, x.shape[-1] // downsample),
                           generator=g)
         noise = None
-        if cfg.decoder_noise > 0:  # per-sample strength uniform in [0, decoder_noise]
-            noise = cfg.decoder_noise * torch.rand((x.shape[0], 1, 1, 1), generator=g) * torch.randn(eps.shape,
-                                                                                                       generator=g)
-            noise = noise.to(device)
+        if cfg.decoder_noise > 0:
+            strength = cfg.decoder_noise * torch.rand((x.shape[0], 1, 1, 1), generator=g)  # uniform per image
+            noise = (strength * torch.randn(eps.shape, generator=g)).to(device)
         x, eps = x.to(device), eps.to(device)
         recon, mean, logvar = model(x, eps, noise)
         return autoencoder_loss(recon, x, mean, logvar, cfg)
