@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_autoencoder.py --model MODEL_DIR --data REAL_DATASET_DIR \
-        [--judge builtin:phantom-128] [--split test] [--noise 0,0.1,0.3,0.5] [--json out.json]
+        [--judge builtin:phantom-128-robust] [--split test] [--noise 0,0.1,0.3,0.5] [--json out.json]
 
 A latent diffusion model can only draw what its decoder can draw. This encodes the real
 test images with the model's VAE (posterior mean), optionally adds Gaussian noise of
@@ -73,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="LDM pipeline directory (or its vae/ folder)")
     ap.add_argument("--data", type=Path, required=True, help="captioned real dataset with true findings")
-    ap.add_argument("--judge", default="builtin:phantom-128")
+    ap.add_argument("--judge", default="builtin:phantom-128-robust")
     ap.add_argument("--split", default="test")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--noise", default="0,0.1,0.3,0.5", help="latent noise levels (latent standard deviations)")

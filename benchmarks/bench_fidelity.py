@@ -2,6 +2,10 @@
 
 Usage: python benchmarks/bench_fidelity.py [--n 10000] [--dim 2048] [--seed 0] [--repeat 2]
 
+Last, it prints the floor: the least time FID + KID + P/R can take on this machine with the
+same values (the flops they cannot skip at the measured matrix-product peak), and the best
+speed-up over each reference that this floor allows.
+
 All implementations get the same (n, dim) float32 features in the same process. Features are
 ReLU'd correlated Gaussians (non-negative with a mean offset, like Inception pool3 features);
 the "fake" set is shifted slightly. Reported per metric: seconds and the value of each
@@ -179,6 +183,38 @@ def kid_precision_check(real: torch.Tensor, fake: torch.Tensor, m: int, n_check:
             print(f"  {name:15s} {np.abs(np.asarray(vals) - exact_a).max() / scale:.1e}")
 
 
+def gemm_gflops(dtype: torch.dtype, side: int = 2048, repeat: int = 5) -> float:
+    """This machine's matrix-product speed (GFLOP/s) at the benchmark's thread count."""
+    a = torch.randn(side, side, dtype=dtype)
+    b = torch.randn(side, side + 2, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * side * side * (side + 2) * repeat / (time.perf_counter() - t) / 1e9
+
+
+def print_floor(n: int, dim: int, m: int, subsets: int, ours_s: float, refs: dict[str, float]) -> None:
+    """The least time FID + KID + P/R can take here with identical values: the flops they cannot skip
+    at this CPU's measured GEMM peak (see docs/evaluation-fidelity.md, Performance)."""
+    f32, f64 = gemm_gflops(torch.float32), gemm_gflops(torch.float64)
+    kid_pairs = subsets * (m * (m - 1) + m * m)         # what KID's subsets sum (within pairs once)
+    pass_pairs = max(kid_pairs, 2 * n * n)              # P/R: all cross pairs + both within-set triangles
+    gram_s = 2 * dim * pass_pairs / (f32 * 1e9)
+    t = time.perf_counter()
+    s = torch.linalg.eigvalsh(torch.eye(dim, dtype=torch.float64) + torch.rand(dim, dim, dtype=torch.float64) / dim)
+    eig_s = time.perf_counter() - t
+    del s
+    cov_s = 2 * n * dim * dim / (f64 * 1e9)
+    tri_s = (dim**3 / 3 + 2 * dim**3) / (f64 * 1e9)     # Cholesky + two triangular products
+    floor = gram_s + cov_s + eig_s + tri_s
+    print(f"\nfloor (GEMM peak here: {f32:.0f} GFLOP/s float32, {f64:.0f} GFLOP/s float64): pairwise pass "
+          f"{gram_s:.1f} s + covariances {cov_s:.1f} s + eigvalsh {eig_s:.1f} s + triangular {tri_s:.2f} s = "
+          f"{floor:.1f} s; ours {ours_s:.1f} s ({floor / ours_s:.0%} of ideal)")
+    for name, ref_s in refs.items():
+        print(f"  best possible speed-up vs {name} ({ref_s:.1f} s): {ref_s / floor:.2f}x")
+
+
 def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-30)
 
@@ -241,6 +277,13 @@ def main() -> None:
             line += (f"; torchmetrics FID+KID {t_tm:.1f} s vs ours {total(ours, ours_fk, i):.1f} s -> "
                      f"{t_tm / total(ours, ours_fk, i):.1f}x (no precision/recall in torchmetrics)")
         print(line)
+    refs = {}
+    if "torch-fidelity" in results:
+        refs["torch-fidelity FID+KID+P/R"] = total(results["torch-fidelity"], ("fid", "kid", "precision"), 0)
+    if "torchmetrics" in results:
+        refs["torchmetrics FID+KID"] = total(results["torchmetrics"], ("fid", "kid"), 0)
+    if args.n > args.dim:  # the floor counts the covariance route of FID (n <= dim takes another)
+        print_floor(args.n, args.dim, args.kid_subset_size, 100, total(ours, ours_all, 0), refs)
 
 if __name__ == "__main__":
     main()

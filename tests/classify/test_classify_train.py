@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from synthmed.classify import AugmentConfig, TrainConfig, ViT, ViTConfig, augment_batch, fit, predict
+from synthmed.classify.augment import gaussian_blur
 from synthmed.classify.train import lr_at
 
 
@@ -83,6 +84,39 @@ def test_augmentation_moves_dense_targets_with_their_image():
     assert torch.allclose(centroid(maps["lesion"]), centroid(out), atol=0.02)  # still over the square
     assert (centroid(maps["lesion"]) - centroid(lesion)).abs().max() > 0.02  # and it did move
     assert math.isclose(float(out.max()), 1.0, abs_tol=1e-5)
+
+
+def test_gaussian_blur_uses_each_images_own_sigma():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 2, 24, 20, generator=g)
+    sigma = torch.tensor([0.0, 1.0, 2.5])
+    batch = gaussian_blur(x, sigma)
+    assert torch.allclose(batch[0], x[0], atol=1e-6)                      # sigma 0: unchanged
+    for i in (1, 2):
+        assert torch.allclose(batch[i:i + 1], gaussian_blur(x[i:i + 1], sigma[i:i + 1]), atol=1e-6)
+    stds = [float(batch[i].std()) for i in range(3)]
+    assert stds[0] > stds[1] > stds[2]                                    # more blur, less pixel noise
+    flat = torch.full((1, 1, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, torch.tensor([2.0])), flat, atol=1e-6)  # kernel sums to 1
+
+
+def test_degradations_change_images_not_targets_and_are_seeded():
+    x = torch.full((64, 1, 32, 32), 0.5)
+    lesion = torch.zeros(64, 1, 8, 8)
+    lesion[:, :, 2:4, 2:4] = 1.0
+    cfg = AugmentConfig(max_blur=1.5, max_noise=0.1)
+    assert cfg.enabled
+    out, maps = augment_batch(x, cfg, torch.Generator().manual_seed(1), {"lesion": lesion})
+    again, _ = augment_batch(x, cfg, torch.Generator().manual_seed(1), {"lesion": lesion})
+    assert torch.equal(out, again)
+    assert torch.equal(maps["lesion"], lesion)
+    per_image = (out - 0.5).flatten(1).std(dim=1)
+    assert float(per_image.max()) <= 0.1 * 1.3 and float(per_image.max()) > 0.05   # std drawn in [0, 0.1]
+    assert float(per_image.min()) < float(per_image.max()) / 3
+    # both kinds of noise occur: white noise has almost no correlation between neighbours, blotches a lot
+    d = out - 0.5
+    neighbour = (d[..., 1:] * d[..., :-1]).flatten(1).mean(1) / d.flatten(1).var(1).clamp_min(1e-12)
+    assert (neighbour < 0.3).any() and (neighbour > 0.6).any()
 
 
 @pytest.mark.gpu

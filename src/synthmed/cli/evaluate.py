@@ -52,7 +52,8 @@ def downstream_command(
 def adherence_command(
     fake: Path = typer.Option(None, "--fake", help="Generated dataset directory (rows with requested_findings)."),
     judge: str = typer.Option(None, "--judge", help="Judge directory from `synthmed train judge`, or "
-                              "builtin:phantom-128 (shipped, for 128 px brain MRI)."),
+                              "builtin:phantom-128-robust (shipped, for 128 px brain MRI; builtin:phantom-128 is "
+                              "its predecessor, trained without blur/noise augmentation)."),
     out: Path = _JSON_OUT,
     threshold: float = typer.Option(None, "--threshold", help="Presence probability meaning 'tumour'."),
     config: Path = CONFIG,

@@ -34,7 +34,7 @@ class AdherenceConfig(BaseModel):
     Attributes:
         fake: Generated dataset directory; every row needs ``requested_findings``.
         judge: Judge directory written by ``synthmed train judge``, or ``builtin:<name>``
-            for a judge shipped with synthmed (``builtin:phantom-128``).
+            for a judge shipped with synthmed (``builtin:phantom-128-robust``).
         out: Where to write the JSON report (optional).
         batch_size: Images per judge forward pass.
         threshold: Presence probability above which the judge says "tumour" (None: the

@@ -8,11 +8,17 @@ Directory layout (loadable with safetensors + json, no synthmed code needed)::
     DIR/synthmed.json          provenance: training config, seed, data hash, versions
 
 Built-in judges ship inside the package and load by name, ``builtin:<name>`` wherever a
-judge directory is expected (``FindingsJudge.from_pretrained("builtin:phantom-128")``,
-``synthmed evaluate adherence --judge builtin:phantom-128``). ``phantom-128`` is the
-``cpu`` preset trained by ``benchmarks/bench_judge.py --n 4000`` on phantom seed 0
-(2,800 training slices); a fixed, validated instrument, as Inception is for FID, so
-adherence figures of different runs are comparable.
+judge directory is expected (``FindingsJudge.from_pretrained("builtin:phantom-128-robust")``,
+``synthmed evaluate adherence --judge builtin:phantom-128-robust``). Both shipped judges
+are the ``cpu`` preset trained by ``benchmarks/bench_judge.py --n 4000`` on phantom seed 0
+(2,800 training slices); fixed, validated instruments, as Inception is for FID, so
+adherence figures of different runs are comparable:
+
+* ``phantom-128-robust`` (the default of the demo): the preset with blur and noise
+  augmentation, so that a degraded slice is not read as a lesion;
+* ``phantom-128``: the first judge, trained before that augmentation existed. It calls
+  most healthy slices "tumour" once noise of std 0.08 is added, so it overstates the
+  tumours in noisy generated images. It is kept so that earlier figures can be reproduced.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Stages, each writing into the run directory:
 3. ``model`` — a text-conditioned latent diffusion model trained from scratch (MSDM-style);
 4. ``data/synthetic`` — a generated set whose findings follow the real data's distribution;
 5. ``eval/adherence``, ``eval/fidelity`` — prompt adherence judged by the shipped findings
-   judge ``builtin:phantom-128`` (trained on real phantom slices only; a fixed instrument, as
+   judge ``builtin:phantom-128-robust`` (trained on real phantom slices only; a fixed instrument, as
    Inception is for FID, so demos are comparable and no budget goes to training it), and
    fidelity (Fréchet distance, KID, precision/recall) against the real slices.
 
@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 _RESERVED_MINUTES = {"phantom+caption": 1.0, "generate": 1.5, "evaluate": 1.0}
 #: The adherence judge, shipped with synthmed (see synthmed.judge.io). It was trained on a 4,000-slice
 #: phantom with seed 0, which shares slices with the demo's real data; it only ever reads generated
-#: images here, and its own accuracy comes from its held-out test split.
-DEMO_JUDGE = "builtin:phantom-128"
+#: images here, and its own accuracy comes from its held-out test split. The robust one: a blurred or
+#: noisy generated slice is not read as a tumour (the first judge called most of them tumours).
+DEMO_JUDGE = "builtin:phantom-128-robust"
 _MIN_LDM_MINUTES = 2.0
 
 
