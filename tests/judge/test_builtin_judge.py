@@ -16,7 +16,6 @@ from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
 from synthmed.evaluate.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, builtin_judges, resolve_judge
 
-
 BUILTINS = ("phantom-128", "phantom-128-robust")
 
 
