@@ -160,3 +160,33 @@ def test_list_inputs_outside_the_run_are_hashed_one_by_one(tmp_path, monkeypatch
         {"name": "g", "kind": "generate", "settings": {"model": "org/model", "prompts": ["a"],
                                                        "loras": ["./missing-lora"]}}]}), tmp_path / "run").notes
     assert notes == ["stage 'g': loras[0]='./missing-lora' does not exist here (needed at run time)"]
+
+
+def test_model_references_are_hashed_by_what_they_name(tmp_path, monkeypatch):
+    """``hf:<folder>`` captioners enter the key by the folder's content; ``builtin:`` judges by the packaged weights."""
+    from synthmed.judge.io import resolve_judge
+    from synthmed.pipeline.hashing import HashCache, hash_path
+    from synthmed.pipeline.runner import _input_hashes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vlm").mkdir()
+    (tmp_path / "vlm/model.safetensors").write_bytes(b"one")
+    spec = load_pipeline_config(data={"stages": [{"name": "c", "kind": "caption"}]}).stages[0]
+    settings = {"data": "${phantom}", "captioner": "hf:vlm"}
+    before = _input_hashes(spec, get_stage("caption"), settings, HashCache(None))
+    assert before["captioner"]
+    (tmp_path / "vlm/model.safetensors").write_bytes(b"two")
+    assert _input_hashes(spec, get_stage("caption"), settings, HashCache(None))["captioner"] != before["captioner"]
+    for text in ("mask", "api:gpt-4o", "hf:org/some-vlm"):          # no local folder: the text is the identity
+        assert _input_hashes(spec, get_stage("caption"), {"captioner": text}, HashCache(None))["captioner"] is None
+
+    spec = load_pipeline_config(data={"stages": [{"name": "a", "kind": "evaluate.adherence"}]}).stages[0]
+    judged = _input_hashes(spec, get_stage("evaluate.adherence"), {"judge": "builtin:phantom-128-robust"},
+                           HashCache(None))
+    assert judged["judge"] == hash_path(resolve_judge("builtin:phantom-128-robust"))
+    assert _input_hashes(spec, get_stage("evaluate.adherence"), {"judge": "builtin:nope"}, HashCache(None)) == \
+        {"judge": None}
+    notes = check_pipeline(load_pipeline_config(data={"stages": [
+        {"name": "c", "kind": "caption", "settings": {"data": "./data", "captioner": "hf:./missing-vlm"}}]}),
+        tmp_path / "run").notes
+    assert "stage 'c': captioner='hf:./missing-vlm' does not exist here (needed at run time)" in notes

@@ -65,15 +65,38 @@ def hash_path(path: Path, cache: HashCache | None = None) -> str:
     return h.hexdigest()
 
 
+#: Prefixes of model references whose rest is a hub id or a local folder (``hf:./my-vlm``).
+_MODEL_PREFIXES = ("hf:",)
+_BUILTIN_PREFIX = "builtin:"
+
+
+def reference_target(value: str) -> str:
+    """The path or hub id a setting refers to: ``hf:<x>`` refers to ``x``; anything else to itself."""
+    for prefix in _MODEL_PREFIXES:
+        if value.startswith(prefix):
+            return value[len(prefix):]
+    return value
+
+
 def hash_input(value: Any, base: Path, cache: HashCache | None = None) -> str | None:
     """The content hash of a setting that names a file or directory, or None if it names none.
 
-    Values that are not existing paths (a hub id such as ``runwayml/stable-diffusion-v1-5``, a
-    URL) hash as their text in the stage key, which is enough: the text is the identity.
+    ``hf:<folder>`` hashes the folder, and ``builtin:<name>`` the judge shipped in the package
+    (so a new release with other weights reruns the stage). Values that are not existing
+    paths (a hub id such as ``runwayml/stable-diffusion-v1-5``, ``mask``, ``api:<model>``)
+    hash as their text in the stage key, which is enough: the text is the identity.
     """
     if not isinstance(value, str | Path) or not str(value):
         return None
-    p = Path(value)
+    if isinstance(value, str) and value.startswith(_BUILTIN_PREFIX):
+        from synthmed.errors import DataError
+        from synthmed.judge.io import resolve_judge
+
+        try:
+            return hash_path(resolve_judge(value), cache)
+        except DataError:  # an unknown name: the stage itself will say so
+            return None
+    p = Path(reference_target(value) if isinstance(value, str) else value)
     p = p if p.is_absolute() else base / p
     if not p.exists():
         return None

@@ -27,7 +27,7 @@ import yaml
 
 from synthmed.errors import ConfigError, SynthmedError
 from synthmed.pipeline.config import PipelineConfig, StageSpec, substitute
-from synthmed.pipeline.hashing import CACHE_FILE, HashCache, hash_input, stage_key
+from synthmed.pipeline.hashing import CACHE_FILE, HashCache, hash_input, reference_target, stage_key
 from synthmed.pipeline.registry import StageContext, StageDef, StageNotAvailable, get_stage
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 
@@ -190,8 +190,9 @@ def check_pipeline(cfg: PipelineConfig, run_dir: Path | None = None) -> CheckRes
             problems.append(str(err))
             continue
         for name, value in _input_values(sdef, settings):
-            if isinstance(value, str) and value and ("/" in value or value.startswith(".")):
-                if not Path(value).exists() and not _looks_like_hub_id(value):
+            target = reference_target(value) if isinstance(value, str) else value
+            if isinstance(target, str) and target and ("/" in target or target.startswith(".")):
+                if not Path(target).exists() and not _looks_like_hub_id(target):
                     notes.append(f"stage '{spec.name}': {name}={value!r} does not exist here (needed at run time)")
         deps = ", ".join(spec.references()) or "-"
         lines.append(f"{spec.name:<20} {spec.kind:<24} ok (reads: {deps})")

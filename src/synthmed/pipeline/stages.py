@@ -14,10 +14,10 @@ BUILTIN_STAGES = [
              f"{_A}:ImportStageConfig", f"{_A}:run_import", adapter=True, inputs=("src",), produces_dataset=True),
     StageDef("caption", "caption a copy of a dataset (mask, hf:<model>, api:<model>)",
              f"{_A}:CaptionStageConfig", f"{_A}:run_caption", adapter=True, produces_dataset=True,
-             inputs=("data",)),
+             inputs=("data", "captioner")),
     StageDef("paraphrase", "add checked paraphrases to a copy of a captioned dataset",
              f"{_A}:ParaphraseStageConfig", f"{_A}:run_paraphrase", adapter=True, produces_dataset=True,
-             inputs=("data",)),
+             inputs=("data", "paraphraser")),
     # train
     StageDef("train.judge", "the findings judge (scores prompt adherence)",
              "synthmed.judge:JudgeTrainConfig", f"{_A}:run_judge", adapter=True, inputs=("data",)),
@@ -65,7 +65,7 @@ BUILTIN_STAGES = [
              inputs=("model", "data")),
     StageDef("explain", "a VLM explains each localisation (zero-shot / instruction / chain-of-thought)",
              "synthmed.explain:ExplainConfig", f"{_A}:run_explain", adapter=True, out_file="explanation.json",
-             inputs=("data", "pred")),
+             inputs=("data", "pred", "vlm")),
 ]
 
 for _stage in BUILTIN_STAGES:
