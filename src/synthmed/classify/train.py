@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from synthmed.classify.augment import AugmentConfig, augment_batch
 from synthmed.classify.data import to_channels
+from synthmed.utils.optim import fused_option
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ def fit(
     for name, p in model.named_parameters():
         # Standard practice: no weight decay on biases, norms, embeddings and tokens.
         (no_decay if p.ndim < 2 or "pos_embed" in name or "cls_token" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, **fused_option(groups))
     result = FitResult()
     best_loss, best_state, stale, step = math.inf, None, 0, 0
     bar = tqdm(range(cfg.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)

@@ -36,6 +36,7 @@ from synthmed.localize.data import load_items
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.localize.tokenizer import train_clip_tokenizer
 from synthmed.utils.device import resolve_device
+from synthmed.utils.optim import fused_option
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -143,7 +144,8 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     pixels = torch.cat([backbone.preprocess([it.image for it in items[i:i + 256]])
                         for i in range(0, len(items), 256)])  # (N, 3, S, S), preprocessed once
     labels = np.array([it.label or 0 for it in items])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_option(params))
     steps_per_epoch = max(1, len(items) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                 pct_start=0.1)

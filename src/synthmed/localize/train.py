@@ -23,6 +23,7 @@ from synthmed.localize.model import StageDecoders
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
+from synthmed.utils.optim import fused_option
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -108,7 +109,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     n_train_bb = int(cfg.train_backbone_layers or 0)
     if n_train_bb:
         groups.append({"params": _unfreeze_last_layers(backbone, n_train_bb), "lr": cfg.backbone_lr})
-    opt = torch.optim.Adam(groups, betas=tuple(cfg.betas))  # type: ignore[arg-type]
+    opt = torch.optim.Adam(groups, betas=tuple(cfg.betas), **fused_option(groups))  # type: ignore[arg-type]
     bs = int(cfg.batch_size)  # type: ignore[arg-type]
     steps_per_epoch = -(-len(items) // bs)
     ckpt_dir = out / CHECKPOINT_DIR

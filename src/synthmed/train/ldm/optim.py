@@ -7,6 +7,7 @@ import math
 import torch
 
 from synthmed.train.ldm.config import StageConfig
+from synthmed.utils.optim import fused_option
 
 
 class WarmupCosine:
@@ -33,8 +34,10 @@ class WarmupCosine:
 
 
 def build_optimizer(params, cfg: StageConfig) -> torch.optim.Optimizer:
-    """AdamW with the stage's learning rate, weight decay and epsilon."""
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
+    """AdamW with the stage's learning rate, weight decay and epsilon (fused where possible)."""
+    params = list(params)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps,
+                             **fused_option(params))
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: StageConfig,
@@ -60,9 +63,9 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         d = self.effective_decay(step)
-        for name, p in model.named_parameters():
-            if name in self.shadow:
-                self.shadow[name].lerp_(p.detach().float(), 1.0 - d)
+        pairs = [(self.shadow[name], p.detach().float()) for name, p in model.named_parameters() if name in self.shadow]
+        if pairs:
+            torch._foreach_lerp_([s for s, _ in pairs], [p for _, p in pairs], 1.0 - d)  # one kernel per dtype/device
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in self.shadow.items()}
