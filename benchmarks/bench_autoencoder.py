@@ -1,4 +1,4 @@
-"""The adherence ceiling of an LDM's autoencoder: the judge on reconstructions of real test images.
+"""What an LDM's autoencoder keeps of real lesions: the judge on reconstructions of real test images.
 
 Usage::
 
@@ -13,9 +13,10 @@ absolute reconstruction error ([0, 1] units), the judge's presence and hemispher
 against the true findings (Wilson 95 % intervals), and its false positives (lesions seen in
 tumour-free slices) and misses. The row "original" is the judge on the untouched images.
 
-If the judge misses the lesions of reconstructions at ``sigma = 0``, no UNet trained on
-that autoencoder can reach the adherence bar; if false positives climb quickly with
-``sigma``, small UNet errors decode into lesion-like blobs.
+If the judge misses the lesions of reconstructions at ``sigma = 0``, the latents cannot
+carry them. A UNet on that autoencoder can then follow prompts only by drawing lesions
+clearer than the real ones, so this is not a strict cap on adherence. If false positives
+climb quickly with ``sigma``, small UNet errors decode into lesion-like blobs.
 """
 
 from __future__ import annotations
