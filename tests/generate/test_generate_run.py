@@ -58,9 +58,11 @@ def test_same_seed_same_bits_and_resume_skips_written_images(tiny_pipeline, tmp_
     assert all((out / n).stat().st_mtime_ns == t for n, t in kept.items())  # not rewritten
 
 
-def test_batch_size_does_not_change_which_image_a_seed_gives(tiny_pipeline, tmp_path):
-    a = _images(generate(_cfg(tiny_pipeline, tmp_path / "a", batch_size=8)))
-    b = _images(generate(_cfg(tiny_pipeline, tmp_path / "b", batch_size=3)))
+@pytest.mark.parametrize("scheduler", ["dpm-solver++", "euler-ancestral", "dpm-solver++-sde"])
+def test_batch_size_does_not_change_which_image_a_seed_gives(tiny_pipeline, tmp_path, scheduler):
+    # The stochastic samplers draw fresh noise at every step; it must come from each image's own generator.
+    a = _images(generate(_cfg(tiny_pipeline, tmp_path / "a", batch_size=8, scheduler=scheduler)))
+    b = _images(generate(_cfg(tiny_pipeline, tmp_path / "b", batch_size=3, scheduler=scheduler)))
     for name in a:
         diff = np.abs(a[name].astype(int) - b[name].astype(int))
         # Float reduction order differs with the batch shape: at most a rare 1-level change.
@@ -83,7 +85,8 @@ def test_a_run_recorded_before_a_setting_existed_still_resumes(tiny_pipeline, tm
 
 
 def test_unknown_scheduler_fails_before_loading_the_model(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown scheduler 'heun'; valid names: ddpm, ddim, dpm-solver\+\+, euler"):
+    valid = r"valid names: ddpm, ddim, dpm-solver\+\+, dpm-solver\+\+-sde, euler"
+    with pytest.raises(ConfigError, match=rf"unknown scheduler 'heun'; {valid}"):
         generate(_cfg(tmp_path / "no-model", tmp_path / "g", scheduler="heun"))
     assert not (tmp_path / "g").exists()
 
@@ -107,7 +110,7 @@ def test_every_scheduler_samples(tiny_pipeline, tmp_path, name):
 
     sched = make_scheduler(name, DDPMScheduler.from_pretrained(tiny_pipeline / "scheduler").config)
     assert sched.config.num_train_timesteps == 1000
-    if name in ("ddpm", "ddim", "dpm-solver++", "euler"):
+    if name in ("ddpm", "ddim", "dpm-solver++", "dpm-solver++-sde", "euler", "euler-ancestral"):
         out = generate(_cfg(tiny_pipeline, tmp_path / name, scheduler=name, findings_grid=None,
                             prompts=["Axial T1 contrast-enhanced MRI. No tumour is visible."], n_per_prompt=1))
         assert len(ImageDataset(out)) == 1

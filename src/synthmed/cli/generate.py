@@ -24,7 +24,8 @@ def generate_command(
     steps: int = typer.Option(25, "--steps", help="Sampling steps."),
     guidance_scale: float = typer.Option(3.0, "--guidance-scale", help="Classifier-free guidance scale."),
     scheduler: str = typer.Option("dpm-solver++", "--scheduler",
-                                  help="ddpm, ddim, dpm-solver++, euler, euler-ancestral, unipc, pndm."),
+                                  help="ddpm, ddim, dpm-solver++, dpm-solver++-sde, euler, euler-ancestral, unipc, "
+                                       "pndm."),
     seed: int = typer.Option(0, "--seed", help="Base seed; image i gets a seed derived from (seed, i)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per pipeline call."),
     lora: list[str] = typer.Option([], "--lora", help="LoRA folder or file (repeatable)."),

@@ -31,6 +31,13 @@ def _dpm_solver_pp(config: dict[str, Any]):
     return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
 
 
+def _dpm_solver_pp_sde(config: dict[str, Any]):
+    """SDE-DPM-Solver++(2M): the stochastic form, which adds fresh noise at every step."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler.from_config(config, algorithm_type="sde-dpmsolver++", solver_order=2)
+
+
 def _euler(config: dict[str, Any]):
     """Euler steps of the probability-flow ODE (Karras et al. 2022, Algorithm 2 without churn)."""
     from diffusers import EulerDiscreteScheduler
@@ -60,6 +67,7 @@ SCHEDULERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "ddpm": _ddpm,
     "ddim": _ddim,
     "dpm-solver++": _dpm_solver_pp,
+    "dpm-solver++-sde": _dpm_solver_pp_sde,
     "euler": _euler,
     "euler-ancestral": _euler_ancestral,
     "unipc": _unipc,
