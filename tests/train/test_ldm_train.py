@@ -76,6 +76,16 @@ def test_pipeline_prompt_embeddings_are_the_training_ones(trained_ldm: Path, tin
     torch.testing.assert_close(embeds, ours)
 
 
+def test_captions_longer_than_max_text_length_are_counted(tiny_text_encoder: Path):
+    from synthmed.models.text_encoders import count_truncated, load_text_encoder
+
+    encoder = load_text_encoder(str(tiny_text_encoder), max_length=8)
+    short, long = "a tumour", "a small round hyperintense tumour in the left frontal lobe with oedema"
+    assert count_truncated(encoder, [short, short, ""]) == 0
+    assert count_truncated(encoder, [short, long, long]) == 1  # distinct captions
+    assert count_truncated(load_text_encoder(str(tiny_text_encoder), max_length=32), [long]) == 0
+
+
 def test_non_empty_out_needs_resume_and_completed_run_resumes_to_nothing(trained_ldm, disc_data, tiny_text_encoder):
     with pytest.raises(ConfigError, match="not empty; pass --resume"):
         train_ldm(tiny_train_config(disc_data, trained_ldm, tiny_text_encoder))

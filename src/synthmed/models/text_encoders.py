@@ -154,6 +154,15 @@ def encode_prompts(encoder: TextEncoder, prompts: list[str]) -> torch.Tensor:
     return encoder.model(tok.input_ids.to(device), attention_mask=mask)[0]
 
 
+def count_truncated(encoder: TextEncoder, prompts: list[str]) -> int:
+    """How many distinct ``prompts`` have more tokens than ``encoder.max_length`` (and lose their tail)."""
+    distinct = sorted(set(prompts))
+    if not distinct:
+        return 0
+    ids = encoder.tokenizer(distinct, truncation=False).input_ids
+    return sum(len(row) > encoder.max_length for row in ids)
+
+
 class PromptEmbeddingCache:
     """Embeddings of prompts, each computed once.
 

@@ -33,7 +33,7 @@ from synthmed.utils.provenance import provenance, write_json_atomic
 logger = logging.getLogger(__name__)
 
 #: Share of the budget (minutes) kept for everything but latent-diffusion training.
-_RESERVED_MINUTES = {"phantom+caption": 1.0, "generate": 1.5, "evaluate": 1.0}
+_RESERVED_MINUTES = {"phantom+caption": 1.0, "generate": 1.25, "evaluate": 0.5}
 #: The adherence judge, shipped with synthmed (see synthmed.judge.io). It was trained on a 4,000-slice
 #: phantom with seed 0, which shares slices with the demo's real data; it only ever reads generated
 #: images here, and its own accuracy comes from its held-out test split. The robust one, trained so that
@@ -41,10 +41,12 @@ _RESERVED_MINUTES = {"phantom+caption": 1.0, "generate": 1.5, "evaluate": 1.0}
 #: the first judge saw a tumour in 104, this one in 39.
 DEMO_JUDGE = "builtin:phantom-128-robust"
 #: Sampler of the demo's generated set. An ancestral sampler (fresh noise at every step) corrects part of
-#: what a briefly trained UNet gets wrong; with guidance 5, on one demo model and 256 balanced prompts,
-#: presence 0.852-0.863 and hemisphere 0.750-0.807 over three seeds, against 0.738 / 0.651 from
-#: DPM-Solver++ (25 steps, guidance 3) on the same model (docs/ldm.md, "Sampling the demo model").
-DEMO_SAMPLER = {"scheduler": "euler-ancestral", "guidance_scale": 5.0}
+#: what a briefly trained UNet gets wrong. On one demo model (3,678 UNet steps) and 256 balanced prompts,
+#: over three seeds: guidance 5 gave presence 0.855-0.922 and hemisphere 0.805-0.829, guidance 6 gave
+#: 0.914-0.926 and 0.845-0.859 (docs/ldm.md, "Sampling the demo model"). DPM-Solver++ at guidance 3, the
+#: earlier setting, gave 0.738 / 0.651 on an earlier model that Euler ancestral at guidance 5 takes to
+#: 0.852-0.863 / 0.750-0.807.
+DEMO_SAMPLER = {"scheduler": "euler-ancestral", "guidance_scale": 6.0}
 _MIN_LDM_MINUTES = 2.0
 
 
@@ -110,7 +112,10 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
             "unet": {"model": {"block_out_channels": [16, 32], "attention": [False, True], "norm_num_groups": 8},
                      "max_steps": 30, "batch_size": 8, "warmup_steps": 2}}
     else:
-        ldm = {"resolution": cfg.size, "minutes": "auto", "tensorboard": True}
+        # The UNet's steps are what adherence needs most: a shorter token sequence (the mask captioner's
+        # captions have at most 39 tokens) and a smaller autoencoder share give it more of them.
+        ldm = {"resolution": cfg.size, "minutes": "auto", "tensorboard": True, "max_text_length": 48,
+               "autoencoder_fraction": 0.25}
     return {
         "name": "synthmed demo" + (" (quick)" if cfg.quick else ""),
         "description": "The offline demo: a phantom brain-MRI benchmark, captioned from its masks; a "

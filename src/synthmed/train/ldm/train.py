@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from synthmed.errors import ConfigError
 from synthmed.models.ldm import build_autoencoder, build_noise_scheduler, build_unet, save_pipeline
-from synthmed.models.text_encoders import PromptEmbeddingCache, load_text_encoder
+from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
 from synthmed.train.ldm.autoencoder import (
     AutoencoderForTraining,
     encode_images,
@@ -237,8 +237,13 @@ def train_ldm(config: LDMTrainConfig) -> Path:
     world = accelerator.num_processes
     texts = PromptEmbeddingCache(text)
     t0 = time.monotonic()
-    texts.precompute([c for caps in data.captions for c in caps] + [""])
+    captions = [c for caps in data.captions for c in caps]
+    texts.precompute(captions + [""])
     logger.info("encoded %d distinct captions in %.1f s", len(texts), time.monotonic() - t0)
+    n_long = count_truncated(text, captions)
+    if n_long:
+        logger.warning("%d of %d distinct captions are longer than max_text_length=%d tokens; their tail is cut "
+                       "off (raise max_text_length to keep it)", n_long, len(set(captions)), text.max_length)
     loss_fn = make_unet_loss_fn(mean, std, scale, data.captions, texts, noise_scheduler, un, seed=cfg.seed,
                                 rank=accelerator.process_index, world=world, device=accelerator.device,
                                 lesion_masks=data.masks)
