@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from synthmed.cli.options import NO_PROGRESS
+from synthmed.generate.schedulers import scheduler_names
 
 
 def generate_command(
@@ -24,8 +25,7 @@ def generate_command(
     steps: int = typer.Option(25, "--steps", help="Sampling steps."),
     guidance_scale: float = typer.Option(3.0, "--guidance-scale", help="Classifier-free guidance scale."),
     scheduler: str = typer.Option("dpm-solver++", "--scheduler",
-                                  help="ddpm, ddim, dpm-solver++, dpm-solver++-sde, euler, euler-ancestral, unipc, "
-                                       "pndm."),
+                                  help=", ".join(scheduler_names()) + "."),
     seed: int = typer.Option(0, "--seed", help="Base seed; image i gets a seed derived from (seed, i)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per pipeline call."),
     lora: list[str] = typer.Option([], "--lora", help="LoRA folder or file (repeatable)."),
