@@ -25,6 +25,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", help="auto (the GPU when present), cpu, cuda...")
+    p.add_argument("--options", default="{}",
+                   help='more LocalizeTrainConfig fields as JSON, e.g. \'{"image_score": "map-max"}\'')
     args = p.parse_args()
 
     import torch
@@ -42,15 +44,16 @@ def main() -> None:
     t0 = time.perf_counter()
     train_localizer(LocalizeTrainConfig.model_validate({
         "data": data, "out": model, "preset": args.preset, "backbone": args.backbone, "epochs": args.epochs,
-        "threads": args.threads, "device": args.device, "overwrite": True, "progress": False}))
+        "threads": args.threads, "device": args.device, "overwrite": True, "progress": False,
+        **json.loads(args.options)}))
     train_s = time.perf_counter() - t0
     meta = json.loads((model / "synthmed.json").read_text())
     m = predict_localization(LocalizePredictConfig(model=model, data=data, out=args.work / f"pred-{args.preset}",
                                                    split="test", progress=False, threads=args.threads,
                                                    device=args.device))
     assert m is not None
-    print(f"preset {args.preset}, backbone {meta['backbone']['source']}, test split (held-out patients), "
-          f"{m['n_images']} images, threshold {m['threshold']:.2f}")
+    print(f"preset {args.preset} {args.options}, backbone {meta['backbone']['source']}, "
+          f"test split (held-out patients), {m['n_images']} images, threshold {m['threshold']:.2f}")
     for key in ("pixel_auroc", "pixel_ap", "pixel_dice", "pixel_iou", "pixel_accuracy", "pixel_precision",
                 "pixel_recall", "image_auroc", "image_ap"):
         v = m.get(key)

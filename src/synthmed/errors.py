@@ -36,3 +36,7 @@ class DataError(SynthmedError):
 
 class ConfigError(SynthmedError):
     """An invalid option or configuration value."""
+
+
+class TrainingError(SynthmedError):
+    """Training cannot go on (a non-finite loss or gradient)."""

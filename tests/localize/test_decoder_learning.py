@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from synthmed.localize.losses import dice_loss, localization_loss
 from synthmed.localize.metrics import auroc
-from synthmed.localize.model import StageDecoders
+from synthmed.localize.model import StageDecoders, centred_text, image_loss, image_scores, zero_shot_score
 from synthmed.localize.scratch import contrastive_loss
 
 
@@ -98,3 +98,54 @@ def test_multi_positive_contrastive_loss_reaches_its_floor_with_duplicate_captio
     assert abs(perfect - floor) < 1e-3
     assert collapsed > perfect + 0.5
     assert np.isclose(collapsed, np.log(6), atol=1e-4)
+
+
+def test_image_loss_trains_the_zero_shot_score_through_the_projection():
+    # CLS features carry the label in one channel; only the projection into the joint space is trained.
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(3)
+    labels = (torch.rand(128, generator=gen) < 0.5).long()
+    cls = torch.randn(128, 8, generator=gen)
+    cls[:, 0] += 3.0 * labels  # best achievable AUROC ~0.98
+    proj = torch.nn.Linear(8, 16, bias=False)
+    text = centred_text(_near_parallel_text())
+    opt = torch.optim.Adam(proj.parameters(), lr=0.01)
+
+    def score_auroc() -> float:
+        with torch.no_grad():
+            s = zero_shot_score(F.normalize(proj(cls), dim=-1), text, 10.0)
+        return auroc(labels.numpy() == 1, s.numpy())
+
+    before = score_auroc()
+    first = None
+    for _ in range(80):
+        loss = image_loss(zero_shot_score(F.normalize(proj(cls), dim=-1), text, 10.0), labels)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.7 * first
+    assert score_auroc() > 0.9 > before + 0.2
+
+
+def test_centred_text_keeps_the_zero_shot_ranking():
+    text = _near_parallel_text()
+    fc = F.normalize(torch.randn(50, text.shape[1], generator=torch.Generator().manual_seed(4)), dim=-1)
+    raw, centred = zero_shot_score(fc, text, 5.0), zero_shot_score(fc, centred_text(text), 5.0)  # unsaturated
+    assert torch.equal(raw.argsort(), centred.argsort())
+    assert float(centred.max() - centred.min()) > 2 * float(raw.max() - raw.min())  # wider logits
+
+
+def test_the_map_max_image_loss_pushes_down_the_strongest_false_positive_of_a_healthy_image():
+    amap = torch.full((2, 8, 8), 0.3)
+    amap[0, 2, 2] = 0.95  # the tumour
+    amap[1, 5, 6] = 0.9  # a false-positive blob on the healthy image
+    amap.requires_grad_(True)
+    zero_shot = torch.tensor([0.6, 0.4])
+    labels = torch.tensor([1, 0])
+    image_loss(image_scores(zero_shot, amap, "map-max"), labels).backward()
+    grad = amap.grad[1]
+    assert grad[5, 6] > 0 and int((grad != 0).sum()) == 1  # descent lowers exactly that pixel
+    assert amap.grad[0, 2, 2] < 0  # and raises the tumour's peak
+    assert torch.equal(image_scores(zero_shot, amap.detach(), "zero-shot"), zero_shot)
+    assert torch.allclose(image_scores(zero_shot, amap.detach(), "mean"), torch.tensor([0.775, 0.65]))

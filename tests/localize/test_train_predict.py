@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from synthmed.data.imageio import load_image
@@ -67,10 +68,9 @@ def test_predict_writes_maps_overlays_findings_and_metrics(trained_localizer, le
 
 
 def test_resume_continues_exactly_where_it_stopped(lesion_dir, trained_localizer, tmp_path):
-    import torch
-
     backbone = str(trained_localizer / "backbone")  # a CLIP folder, loaded by path like a hub model
-    opts = {**TINY_TRAIN, "backbone": backbone, "epochs": 1, "data": lesion_dir, "out": tmp_path / "m"}
+    opts = {**TINY_TRAIN, "backbone": backbone, "epochs": 1, "data": lesion_dir, "out": tmp_path / "m",
+            "image_loss_weight": 0.0, "augment": {"hflip": True, "max_shift": 0.1, "intensity": 0.1}}
     train_localizer(LocalizeTrainConfig.model_validate(opts))
     with pytest.raises(ConfigError, match="--resume"):
         train_localizer(LocalizeTrainConfig.model_validate(opts))
@@ -81,6 +81,58 @@ def test_resume_continues_exactly_where_it_stopped(lesion_dir, trained_localizer
     assert resumed["epoch"] == 2 and len(resumed["losses"]) == 2 * 3  # 24 training images / batch 8
     assert resumed["losses"] == pytest.approx(straight["losses"], rel=1e-5)
     assert json.loads((tmp_path / "m" / "config.json").read_text())["backbone"] == backbone  # frozen: referenced
+
+
+def test_image_loss_trains_and_saves_the_projection(lesion_dir, trained_localizer, tmp_path):
+    from transformers import CLIPModel
+
+    source = trained_localizer / "backbone"
+    out = tmp_path / "m"
+    train_localizer(LocalizeTrainConfig.model_validate({**TINY_TRAIN, "backbone": str(source), "epochs": 2,
+                                                        "data": lesion_dir, "out": out, "image_loss_weight": 1.0}))
+    assert json.loads((out / "config.json").read_text())["backbone"] == "backbone"  # trained: saved with the model
+    before, after = CLIPModel.from_pretrained(source), CLIPModel.from_pretrained(out / "backbone")
+    assert not torch.equal(before.visual_projection.weight, after.visual_projection.weight)
+    assert torch.equal(before.vision_model.encoder.layers[0].mlp.fc1.weight,
+                       after.vision_model.encoder.layers[0].mlp.fc1.weight)  # the tower itself stays frozen
+
+
+def test_augmentation_moves_the_mask_with_its_image():
+    from synthmed.classify.augment import AugmentConfig
+    from synthmed.localize.train import _augment
+
+    masks = torch.zeros(4, 32, 32)
+    masks[:, 4:12, 18:28] = 1.0
+    pixels = masks[:, None].expand(4, 3, 32, 32).clone()  # the image is its own mask
+    cfg = AugmentConfig(hflip=True, max_shift=0.15, max_rotation_deg=20.0, max_scale=0.1)
+    moved_pixels, moved_masks = _augment(pixels, masks, cfg, seed=7)
+    assert not torch.equal(moved_masks, masks)
+    assert set(moved_masks.unique().tolist()) <= {0.0, 1.0}
+    agree = ((moved_pixels[:, 0] >= 0.5).float() == moved_masks).float().mean()
+    assert agree == 1.0
+    again = _augment(pixels, masks, cfg, seed=7)
+    assert torch.equal(again[1], moved_masks)  # seeded: a resumed run draws the same transforms
+
+
+def test_a_non_finite_loss_stops_training_without_writing_a_model(lesion_dir, trained_localizer, tmp_path,
+                                                                  monkeypatch):
+    from synthmed.errors import TrainingError
+    from synthmed.localize import train as train_module
+
+    real = train_module.localization_loss
+    calls = []
+
+    def loss_going_nan(probs, target):
+        calls.append(1)
+        loss = real(probs, target)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(train_module, "localization_loss", loss_going_nan)
+    out = tmp_path / "m"
+    opts = {**TINY_TRAIN, "backbone": str(trained_localizer / "backbone"), "data": lesion_dir, "out": out}
+    with pytest.raises(TrainingError, match="loss is nan at epoch 1, step 3"):
+        train_localizer(LocalizeTrainConfig.model_validate(opts))
+    assert not (out / "config.json").exists() and not (out / "decoders.safetensors").exists()
 
 
 def test_bad_inputs_name_the_problem(trained_localizer, lesion_dir, tmp_path):

@@ -50,6 +50,8 @@ def train_command(
     backbone_lr: float = typer.Option(None, "--backbone-lr", help="Learning rate of the trained backbone layers."),
     center_text: bool = typer.Option(None, "--center-text/--no-center-text",
                                      help="Centre Ft before the patch-text softmax (cpu/quick presets; not the seed)."),
+    image_loss_weight: float = typer.Option(None, "--image-loss-weight",
+                                            help="Weight of the image-level loss on the --image-score (0 = the seed)."),
     seed: int = SEED,
     threads: int = THREADS,
     device: str = TORCH_DEVICE,
@@ -66,7 +68,8 @@ def train_command(
         "data": data, "out": out, "backbone": backbone, "preset": preset, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "stage_layers": number_list(stage_layers, int, what="layer numbers", hint="--stage-layers"),
         "train_backbone_layers": train_backbone_layers, "image_score": image_score, "backbone_lr": backbone_lr,
-        "center_text": center_text, "seed": seed, "threads": threads, "device": device, "resume": resume or None,
+        "center_text": center_text, "image_loss_weight": image_loss_weight, "seed": seed, "threads": threads,
+        "device": device, "resume": resume or None,
         "overwrite": overwrite or None, "progress": False if no_progress else None})
     path = train_localizer(cfg)
     typer.echo(f"localiser saved to {path}")

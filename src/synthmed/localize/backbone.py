@@ -98,6 +98,10 @@ class ClipBackbone:
         Args:
             images: (H, W) uint8/uint16 grayscale or (H, W, 3) uint8 arrays, any size.
         """
+        return self.normalize(self.resize(images))
+
+    def resize(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Stored images -> (B, 3, S, S) float values in [0, 1] on the CPU (before normalisation)."""
         batch = []
         for img in images:
             x = torch.from_numpy(to_float01(img))
@@ -105,11 +109,14 @@ class ClipBackbone:
             x = F.interpolate(x[None], size=(self.image_size, self.image_size), mode="bilinear",
                               align_corners=False, antialias=True)[0]
             batch.append(x)
-        out = torch.stack(batch)
+        return torch.stack(batch)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) values in [0, 1] -> the tower's normalised input, on its device."""
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         device = next(self.model.parameters()).device
-        return ((out - mean) / std).to(device)
+        return ((x - mean) / std).to(device)
 
     def image_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Image embedding and stage patch tokens.

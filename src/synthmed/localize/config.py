@@ -3,8 +3,9 @@
 ``paper`` is seed 003 as published: a pretrained CLIP ViT-L/14 kept frozen, decoders on
 layers 6/12/18/24, Adam lr 0.01, betas (0.5, 0.999), batch 16, 3 epochs, the zero-shot
 image score. ``cpu`` is the offline CPU recipe with the small from-scratch CLIP backbone
-(whole vision tower fine-tuned with the decoders, centred text features; measured figures
-in docs/localization.md: the 0.95 bar is not reached yet); ``quick`` is a smoke-test size.
+(whole vision tower fine-tuned with the decoders, centred text features, a trained image
+score, augmented batches; measured figures in docs/localization.md); ``quick`` is a
+smoke-test size.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthmed.classify.augment import AugmentConfig
 from synthmed.errors import ConfigError
 
 ImageScore = Literal["zero-shot", "map-max", "mean"]
 PRESET_NAMES = ("paper", "cpu", "quick")
 
+#: Flips are fine here: a mask flips with its image and the image label ignores the side.
+_CPU_AUGMENT = AugmentConfig(hflip=True, max_shift=0.05, max_rotation_deg=10.0, max_scale=0.05, intensity=0.1)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"backbone": "openai/clip-vit-large-patch14", "epochs": 3, "batch_size": 16, "lr": 0.01,
               "betas": (0.5, 0.999), "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "zero-shot",
-              "center_text": False},
+              "center_text": False, "image_loss_weight": 0.0},
     "cpu": {"backbone": "scratch", "epochs": 30, "batch_size": 16, "lr": 1e-3, "betas": (0.9, 0.999),
             "train_backbone_layers": 4, "backbone_lr": 1e-3, "image_score": "mean", "center_text": True,
+            "image_loss_weight": 1.0, "augment": _CPU_AUGMENT,
             "scratch": {"epochs": 8}},
     "quick": {"backbone": "scratch", "epochs": 1, "batch_size": 16, "lr": 0.01, "betas": (0.5, 0.999),
               "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "mean", "center_text": True,
+              "image_loss_weight": 1.0,
               "scratch": {"epochs": 1, "image_size": 64, "hidden_size": 32, "num_layers": 2, "num_heads": 2,
                           "text_hidden_size": 32, "text_layers": 1, "projection_dim": 32}},
 }
@@ -56,6 +63,12 @@ class LocalizeTrainConfig(BaseModel):
     temperature: float = Field(0.07, gt=0)
     decoder_hidden: int | None = Field(None, ge=1)
     center_text: bool | None = Field(None, description="centre Ft before the patch-text softmax (model.py)")
+    image_loss_weight: float | None = Field(
+        None, ge=0, description="weight of the image-level loss (cross-entropy of the zero-shot score against the "
+                                "image label; trains the visual projection too); 0 = seed 003")
+    augment: AugmentConfig | None = Field(
+        None, description="random flips, shifts, rotations, zoom and intensity changes of the training batches "
+                          "(masks follow the geometry); none in seed 003")
     train_split: str = "train"
     val_split: str | None = "val"
     scratch: dict[str, Any] = Field(default_factory=dict, description="BackbonePretrainConfig overrides")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from synthmed.errors import ConfigError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
-from synthmed.localize.model import StageDecoders, combine_stages, zero_shot_score
+from synthmed.localize.model import StageDecoders, combine_stages, image_scores, zero_shot_score
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "decoders.safetensors"
@@ -82,14 +82,15 @@ class Localizer:
         pixels = self.backbone.preprocess(images)
         fc, stages = self.backbone.image_features(pixels)
         maps = combine_stages(self.decoders.stage_probs(stages, self.text, (size, size)))  # (B, S, S)
-        zs = zero_shot_score(fc, self.text, self.backbone.logit_scale())
+        zs = zero_shot_score(fc, self.decoders.joint_text(self.text), self.backbone.logit_scale())
+        scores = image_scores(zs, maps, self.config.image_score)
         results = []
-        for img, m, z in zip(images, maps, zs, strict=True):
+        for img, m, z, score in zip(images, maps, zs, scores, strict=True):
             mmax = float(m.max())
             if out_size and tuple(img.shape[:2]) != (size, size):
                 m = F.interpolate(m[None, None], size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-            score = {"zero-shot": float(z), "map-max": mmax, "mean": 0.5 * (float(z) + mmax)}[self.config.image_score]
-            results.append(LocalizerOutput(m.clamp(0, 1).cpu().numpy().astype(np.float32), float(z), mmax, score))
+            results.append(LocalizerOutput(m.clamp(0, 1).cpu().numpy().astype(np.float32), float(z), mmax,
+                                           float(score)))
         return results
 
 

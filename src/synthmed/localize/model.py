@@ -14,6 +14,27 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def centred_text(text: torch.Tensor) -> torch.Tensor:
+    """``Ft`` (2, C) centred on its mean and re-normalised: normal and abnormal become antipodal.
+
+    A two-class softmax of ``x · Ft`` only depends on ``x · (t_abnormal - t_normal)``, and
+    centring keeps that direction (it only rescales the difference), so rankings of the
+    zero-shot score do not change; the logits get the full range of the temperature.
+    """
+    return F.normalize(text - text.mean(dim=0, keepdim=True), dim=-1)
+
+
+def image_loss(score: torch.Tensor, labels: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Binary cross-entropy of image scores (B,) in [0, 1] against image labels (1 tumour, 0 none).
+
+    Not in seed 003, whose image score is never trained. Training the score the model
+    reports (see :func:`image_scores`) is what makes it usable with the small from-scratch
+    backbone: on the map maximum it pushes down the strongest false-positive blob of each
+    healthy slice, which the pixel losses barely see (docs/localization.md).
+    """
+    return F.binary_cross_entropy(score.clamp(eps, 1 - eps), labels.to(score.dtype))
+
+
 class StageDecoder(nn.Module):
     """linear -> LeakyReLU -> linear: (B, L, D) patch tokens -> (B, L, C) joint-space features."""
 
@@ -52,6 +73,10 @@ class StageDecoders(nn.Module):
         self.temperature = temperature
         self.center_text = center_text
 
+    def joint_text(self, text: torch.Tensor) -> torch.Tensor:
+        """The text features the patches (and the image score) are compared with: ``Ft``, centred if asked."""
+        return centred_text(text) if self.center_text else text
+
     def stage_probs(self, stages: list[torch.Tensor], text: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
         """Per-stage (normal, abnormal) probability maps.
 
@@ -64,8 +89,7 @@ class StageDecoders(nn.Module):
             Per stage a (B, 2, H, W) tensor of softmax probabilities (bilinear upsampling of
             the patch logits, then softmax).
         """
-        if self.center_text:
-            text = F.normalize(text - text.mean(dim=0, keepdim=True), dim=-1)
+        text = self.joint_text(text)
         out = []
         for dec, tokens in zip(self.decoders, stages, strict=True):
             b, n, _ = tokens.shape
@@ -86,3 +110,20 @@ def combine_stages(probs: list[torch.Tensor]) -> torch.Tensor:
 def zero_shot_score(fc: torch.Tensor, text: torch.Tensor, logit_scale: float) -> torch.Tensor:
     """Seed 003's image score ``softmax(Fc · Ftᵀ)`` (with CLIP's logit scale), abnormal column: (B,)."""
     return (logit_scale * fc @ text.t()).softmax(dim=-1)[:, 1]
+
+
+def image_scores(zero_shot: torch.Tensor, anomaly_map: torch.Tensor, mode: str) -> torch.Tensor:
+    """The image score of a ``mode``: ``zero-shot`` (seed 003), ``map-max`` or the ``mean`` of both.
+
+    Args:
+        zero_shot: (B,) zero-shot scores.
+        anomaly_map: (B, H, W) pixel anomaly maps.
+    """
+    map_max = anomaly_map.flatten(1).amax(dim=1)
+    if mode == "zero-shot":
+        return zero_shot
+    if mode == "map-max":
+        return map_max
+    if mode == "mean":
+        return 0.5 * (zero_shot + map_max)
+    raise ValueError(f"unknown image score {mode!r}; expected zero-shot, map-max or mean")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -12,14 +13,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from synthmed.errors import ConfigError
+from synthmed.classify.augment import AugmentConfig, augment_batch
+from synthmed.errors import ConfigError, TrainingError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
 from synthmed.localize.config import LocalizeTrainConfig
 from synthmed.localize.data import LocalizeItem, load_items
 from synthmed.localize.localizer import Localizer, LocalizerConfig, save_localizer
 from synthmed.localize.losses import localization_loss
 from synthmed.localize.metrics import LocalizationMetrics, best_dice_threshold
-from synthmed.localize.model import StageDecoders
+from synthmed.localize.model import StageDecoders, combine_stages, image_loss, image_scores, zero_shot_score
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
@@ -64,8 +66,12 @@ def _unfreeze_last_layers(backbone: ClipBackbone, n: int) -> list[torch.nn.Param
     vision = backbone.model.vision_model
     params: list[torch.nn.Parameter] = []
     for layer in vision.encoder.layers[backbone.num_layers - n:]:
-        params += list(layer.parameters())
-    params += list(vision.post_layernorm.parameters())
+        params += _unfreeze(layer)
+    return params + _unfreeze(vision.post_layernorm)
+
+
+def _unfreeze(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    params = list(module.parameters())
     for p in params:
         p.requires_grad_(True)
     return params
@@ -75,6 +81,19 @@ def _mask_batch(items: list[LocalizeItem], size: int) -> torch.Tensor:
     """(B, S, S) float masks resized by area and re-binarised at 0.5."""
     m = torch.stack([torch.from_numpy(it.mask.astype(np.float32)) for it in items])[:, None]
     return (F.interpolate(m, size=(size, size), mode="area")[:, 0] >= 0.5).float()
+
+
+def _augment(pixels: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig, seed: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment (B, 3, S, S) images in [0, 1] and their (B, S, S) masks alike (masks re-binarised at 0.5).
+
+    Seeded per step, so a resumed run draws the same transforms as an uninterrupted one.
+    """
+    if not cfg.enabled:
+        return pixels, masks
+    gen = torch.Generator().manual_seed(seed)
+    pixels, maps = augment_batch(pixels, cfg, gen, {"mask": masks[:, None]})
+    return pixels, (maps["mask"][:, 0] >= 0.5).float()
 
 
 def _save_checkpoint(path: Path, decoders, opt, backbone: ClipBackbone, epoch: int, step: int,
@@ -107,8 +126,14 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
                              cfg.decoder_hidden, cfg.temperature, bool(cfg.center_text)).to(text.device)
     groups = [{"params": list(decoders.parameters()), "lr": cfg.lr}]
     n_train_bb = int(cfg.train_backbone_layers or 0)
-    if n_train_bb:
-        groups.append({"params": _unfreeze_last_layers(backbone, n_train_bb), "lr": cfg.backbone_lr})
+    image_weight = float(cfg.image_loss_weight or 0.0)
+    backbone_params = _unfreeze_last_layers(backbone, n_train_bb) if n_train_bb else []
+    if image_weight > 0 and cfg.image_score != "map-max":  # a trained zero-shot score: train Fc's projection
+        backbone_params += _unfreeze(backbone.model.visual_projection)
+    if backbone_params:
+        groups.append({"params": backbone_params, "lr": cfg.backbone_lr})
+    trains_backbone = bool(backbone_params)
+    logit_scale = backbone.logit_scale()
     opt = torch.optim.Adam(groups, betas=tuple(cfg.betas), **fused_option(groups))  # type: ignore[arg-type]
     bs = int(cfg.batch_size)  # type: ignore[arg-type]
     steps_per_epoch = -(-len(items) // bs)
@@ -125,6 +150,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         epoch0, step0, losses = int(state["epoch"]), int(state["step"]), list(state["losses"])
         logger.info("resuming localiser training at epoch %d step %d", epoch0, step0)
     size = backbone.image_size
+    augment = cfg.augment or AugmentConfig()
     t0 = time.perf_counter()
     n_seen = 0
     bar = tqdm(total=int(cfg.epochs) * steps_per_epoch, initial=epoch0 * steps_per_epoch + step0,  # type: ignore[operator]
@@ -134,15 +160,28 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         order = np.random.default_rng(derive_seed(cfg.seed, 4, epoch)).permutation(len(items))
         for step in range(step0 if epoch == epoch0 else 0, steps_per_epoch):
             batch = [items[i] for i in order[step * bs:(step + 1) * bs]]
-            pixels = backbone.preprocess([it.image for it in batch])
-            target = _mask_batch(batch, size).to(text.device)
-            with torch.set_grad_enabled(n_train_bb > 0):
-                _, stages = backbone.image_features(pixels)
-            loss = localization_loss(decoders.stage_probs(stages, text, (size, size)), target)
+            pixels, target = _augment(backbone.resize([it.image for it in batch]), _mask_batch(batch, size),
+                                      augment, derive_seed(cfg.seed, 5, epoch, step))
+            pixels, target = backbone.normalize(pixels), target.to(text.device)
+            with torch.set_grad_enabled(trains_backbone):
+                fc, stages = backbone.image_features(pixels)
+            probs = decoders.stage_probs(stages, text, (size, size))
+            loss = localization_loss(probs, target)
+            if image_weight > 0:
+                zero_shot = zero_shot_score(fc, decoders.joint_text(text), logit_scale)
+                score = image_scores(zero_shot, combine_stages(probs), str(cfg.image_score))
+                labels = torch.tensor([it.label for it in batch], device=text.device)
+                loss = loss + image_weight * image_loss(score, labels)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                bar.close()
+                raise TrainingError(f"localiser loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping "
+                                    f"without saving (last checkpoint: {ckpt if ckpt.is_file() else 'none'}). "
+                                    f"Lower --lr (now {cfg.lr:g}) or --backbone-lr (now {cfg.backbone_lr:g}).")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
             n_seen += len(batch)
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -154,7 +193,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     decoders.eval()
     backbone.model.requires_grad_(False)
 
-    if n_train_bb or backbone_name == str(out / BACKBONE_DIR):
+    if trains_backbone or backbone_name == str(out / BACKBONE_DIR):
         if backbone_name != str(out / BACKBONE_DIR):
             (out / BACKBONE_DIR).mkdir(exist_ok=True)
             backbone.tokenizer.save_pretrained(out / BACKBONE_DIR)

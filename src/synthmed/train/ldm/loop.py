@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from synthmed.errors import SynthmedError
+from synthmed.errors import TrainingError
 from synthmed.train.ldm import checkpoint as ckpt
 from synthmed.train.ldm.config import StageConfig
 from synthmed.train.ldm.optim import EMA, build_lr_scheduler
@@ -27,10 +27,6 @@ from synthmed.train.ldm.optim import EMA, build_lr_scheduler
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.nn.Module, int, int], torch.Tensor]
-
-
-class TrainingError(SynthmedError):
-    """Training cannot go on (a non-finite loss or gradient)."""
 
 
 @dataclass
