@@ -2,9 +2,10 @@
 
 Builds (or reuses) a phantom dataset, trains the localiser with a preset (default ``cpu``:
 the from-scratch CLIP backbone), predicts on the test split (patients never seen in
-training) and prints the figures plus train/predict throughput.
+training) and prints the figures plus train/predict throughput. The run of docs/localization.md
+(pixel AUROC 0.973, image AUROC 0.810; about 15 minutes on a 2-core CPU):
 
-    nice -n 10 python benchmarks/bench_localize.py --work runs/bench_localize --n 1200 --preset cpu
+    python benchmarks/bench_localize.py --work runs/bench_localize --n 8000 --size 96 --preset cpu --epochs 20
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = args.work / "phantom"
     if not (data / "metadata.jsonl").is_file():
-        generate_phantom(PhantomConfig(out=data, n=args.n, size=args.size, seed=0, workers=1), progress=False)
+        generate_phantom(PhantomConfig(out=data, n=args.n, size=args.size, seed=0, workers=0), progress=False)
     model = args.work / f"model-{args.preset}"
     t0 = time.perf_counter()
     train_localizer(LocalizeTrainConfig.model_validate({

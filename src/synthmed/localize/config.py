@@ -64,8 +64,9 @@ class LocalizeTrainConfig(BaseModel):
     decoder_hidden: int | None = Field(None, ge=1)
     center_text: bool | None = Field(None, description="centre Ft before the patch-text softmax (model.py)")
     image_loss_weight: float | None = Field(
-        None, ge=0, description="weight of the image-level loss (cross-entropy of the zero-shot score against the "
-                                "image label; trains the visual projection too); 0 = seed 003")
+        None, ge=0, description="weight of the image-level loss (binary cross-entropy of the image_score against "
+                                "the image label; with a zero-shot or mean score it trains the visual projection "
+                                "too); 0 = seed 003")
     augment: AugmentConfig | None = Field(
         None, description="random flips, shifts, rotations, zoom and intensity changes of the training batches "
                           "(masks follow the geometry); none in seed 003")
