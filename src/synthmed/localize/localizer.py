@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from synthmed.errors import ConfigError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
-from synthmed.localize.model import StageDecoders, combine_stages, image_scores, zero_shot_score
+from synthmed.localize.model import StageDecoders, combine_stages, image_scores, map_maxima, zero_shot_score
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "decoders.safetensors"
@@ -83,13 +83,13 @@ class Localizer:
         fc, stages = self.backbone.image_features(pixels)
         maps = combine_stages(self.decoders.stage_probs(stages, self.text, (size, size)))  # (B, S, S)
         zs = zero_shot_score(fc, self.decoders.joint_text(self.text), self.backbone.logit_scale())
-        scores = image_scores(zs, maps, self.config.image_score)
+        maxima = map_maxima(maps)
+        scores = image_scores(zs, maxima, self.config.image_score)
         results = []
-        for img, m, z, score in zip(images, maps, zs, scores, strict=True):
-            mmax = float(m.max())
+        for img, m, z, mmax, score in zip(images, maps, zs, maxima, scores, strict=True):
             if out_size and tuple(img.shape[:2]) != (size, size):
                 m = F.interpolate(m[None, None], size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-            results.append(LocalizerOutput(m.clamp(0, 1).cpu().numpy().astype(np.float32), float(z), mmax,
+            results.append(LocalizerOutput(m.clamp(0, 1).cpu().numpy().astype(np.float32), float(z), float(mmax),
                                            float(score)))
         return results
 

@@ -112,14 +112,18 @@ def zero_shot_score(fc: torch.Tensor, text: torch.Tensor, logit_scale: float) ->
     return (logit_scale * fc @ text.t()).softmax(dim=-1)[:, 1]
 
 
-def image_scores(zero_shot: torch.Tensor, anomaly_map: torch.Tensor, mode: str) -> torch.Tensor:
+def map_maxima(anomaly_map: torch.Tensor) -> torch.Tensor:
+    """(B,) maximum of each (H, W) map of a (B, H, W) batch."""
+    return anomaly_map.flatten(1).amax(dim=1)
+
+
+def image_scores(zero_shot: torch.Tensor, map_max: torch.Tensor, mode: str) -> torch.Tensor:
     """The image score of a ``mode``: ``zero-shot`` (seed 003), ``map-max`` or the ``mean`` of both.
 
     Args:
         zero_shot: (B,) zero-shot scores.
-        anomaly_map: (B, H, W) pixel anomaly maps.
+        map_max: (B,) maxima of the pixel anomaly maps (:func:`map_maxima`).
     """
-    map_max = anomaly_map.flatten(1).amax(dim=1)
     if mode == "zero-shot":
         return zero_shot
     if mode == "map-max":

@@ -21,7 +21,14 @@ from synthmed.localize.data import LocalizeItem, load_items
 from synthmed.localize.localizer import Localizer, LocalizerConfig, save_localizer
 from synthmed.localize.losses import localization_loss
 from synthmed.localize.metrics import LocalizationMetrics, best_dice_threshold
-from synthmed.localize.model import StageDecoders, combine_stages, image_loss, image_scores, zero_shot_score
+from synthmed.localize.model import (
+    StageDecoders,
+    combine_stages,
+    image_loss,
+    image_scores,
+    map_maxima,
+    zero_shot_score,
+)
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
@@ -169,7 +176,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
             loss = localization_loss(probs, target)
             if image_weight > 0:
                 zero_shot = zero_shot_score(fc, decoders.joint_text(text), logit_scale)
-                score = image_scores(zero_shot, combine_stages(probs), str(cfg.image_score))
+                score = image_scores(zero_shot, map_maxima(combine_stages(probs)), str(cfg.image_score))
                 labels = torch.tensor([it.label for it in batch], device=text.device)
                 loss = loss + image_weight * image_loss(score, labels)
             value = float(loss.detach())
