@@ -97,6 +97,52 @@ def test_image_loss_trains_and_saves_the_projection(lesion_dir, trained_localize
                        after.vision_model.encoder.layers[0].mlp.fc1.weight)  # the tower itself stays frozen
 
 
+def test_the_learning_rate_decays_over_the_last_epochs(lesion_dir, trained_localizer, tmp_path):
+    from synthmed.utils.optim import decay_tail_factor
+
+    opts = {**TINY_TRAIN, "backbone": str(trained_localizer / "backbone"), "epochs": 2, "lr_decay_epochs": 1,
+            "data": lesion_dir, "out": tmp_path / "m", "image_loss_weight": 1.0}
+    cfg = LocalizeTrainConfig.model_validate(opts)
+    train_localizer(cfg)
+    groups = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"]
+    last = decay_tail_factor(5, 6, 3)  # 3 steps per epoch; the last step of the decaying epoch
+    assert 0 < last < 0.5
+    assert [g["lr"] for g in groups] == pytest.approx([cfg.lr * last, cfg.backbone_lr * last])  # decoders, Fc
+
+
+def test_test_time_flip_makes_the_localiser_mirror_symmetric(trained_localizer):
+    loc = load_localizer(trained_localizer)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (32, 32), dtype=np.uint8) for _ in range(3)]
+    mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    plain = loc.predict(images, test_time_flip=False)
+    both = loc.predict(images, test_time_flip=True), loc.predict(mirrored, test_time_flip=True)
+    for a, b in zip(*both, strict=True):
+        np.testing.assert_allclose(a.anomaly_map, b.anomaly_map[:, ::-1], atol=1e-5)
+        assert a.zero_shot == pytest.approx(b.zero_shot, abs=1e-6)
+        assert a.image_score == pytest.approx(b.image_score, abs=1e-5)
+        assert a.map_max == pytest.approx(float(a.anomaly_map.max()), abs=1e-6)
+    assert not all(np.allclose(p.anomaly_map, a.anomaly_map, atol=1e-5) for p, a in zip(plain, both[0], strict=True))
+
+
+def test_test_time_shift_averages_the_shifted_views_moved_back(trained_localizer):
+    loc = load_localizer(trained_localizer)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (32, 32), dtype=np.uint8) for _ in range(2)]  # the backbone's input size
+    got = loc.predict(images, test_time_flip=False, test_time_shift=3)
+    shifts = [(0, 0), (3, 0), (-3, 0), (0, 3), (0, -3)]
+    views = [loc.predict([np.roll(im, s, axis=(0, 1)) for im in images], test_time_flip=False, test_time_shift=0)
+             for s in shifts]
+    for i, out in enumerate(got):
+        moved_back = [np.roll(v[i].anomaly_map, (-dy, -dx), axis=(0, 1))
+                      for v, (dy, dx) in zip(views, shifts, strict=True)]
+        expected = np.mean(moved_back, axis=0)
+        np.testing.assert_allclose(out.anomaly_map, expected, atol=1e-5)
+        assert out.zero_shot == pytest.approx(np.mean([v[i].zero_shot for v in views]), abs=1e-6)
+    with pytest.raises(ValueError, match="test_time_shift"):
+        loc.predict(images, test_time_shift=-1)
+
+
 def test_augmentation_moves_the_mask_with_its_image():
     from synthmed.classify.augment import AugmentConfig
     from synthmed.localize.train import _augment

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from synthmed.train.ldm.config import UNetTrainConfig
 from synthmed.train.ldm.optim import EMA, build_optimizer
-from synthmed.utils.optim import fused_option
+from synthmed.utils.optim import decay_tail_factor, fused_option
 
 
 def test_fused_only_for_float32_parameters_on_cpu_or_cuda():
@@ -45,3 +48,12 @@ def test_ema_update_is_the_decayed_average():
     ema.update(net, step=1000)                      # warmed up: decay 0.9
     for name, p in net.named_parameters():
         assert torch.allclose(ema.shadow[name], 0.9 * start[name] + 0.1 * p.detach(), atol=1e-6)
+
+
+def test_decay_tail_is_constant_then_a_cosine_to_zero():
+    factors = [decay_tail_factor(step, 10, 4) for step in range(10)]
+    assert factors[:7] == [1.0] * 7  # step 6 is the tail's first: cos(0) = 1
+    assert factors[6:] == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)])
+    assert all(a > b for a, b in zip(factors[6:], factors[7:], strict=False)) and factors[-1] > 0
+    assert [decay_tail_factor(step, 10, 0) for step in range(10)] == [1.0] * 10
+    assert decay_tail_factor(0, 10, 10) == 1.0 and decay_tail_factor(5, 10, 10) == pytest.approx(0.5)

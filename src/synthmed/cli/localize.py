@@ -52,6 +52,15 @@ def train_command(
                                      help="Centre Ft before the patch-text softmax (cpu/quick presets; not the seed)."),
     image_loss_weight: float = typer.Option(None, "--image-loss-weight",
                                             help="Weight of the image-level loss on the --image-score (0 = the seed)."),
+    lr_decay_epochs: int = typer.Option(None, "--lr-decay-epochs",
+                                        help="Decay the learning rates to 0 on a cosine over the last N epochs "
+                                             "(0 = constant, the seed)."),
+    test_time_flip: bool = typer.Option(None, "--test-time-flip/--no-test-time-flip",
+                                        help="The saved localiser also looks at each image's mirror and averages "
+                                             "(cpu preset; not the seed)."),
+    test_time_shift: int = typer.Option(None, "--test-time-shift",
+                                        help="The saved localiser also looks at each image shifted by N input "
+                                             "pixels each way and averages (cpu preset: 2; 0 = the seed)."),
     seed: int = SEED,
     threads: int = THREADS,
     device: str = TORCH_DEVICE,
@@ -68,9 +77,10 @@ def train_command(
         "data": data, "out": out, "backbone": backbone, "preset": preset, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "stage_layers": number_list(stage_layers, int, what="layer numbers", hint="--stage-layers"),
         "train_backbone_layers": train_backbone_layers, "image_score": image_score, "backbone_lr": backbone_lr,
-        "center_text": center_text, "image_loss_weight": image_loss_weight, "seed": seed, "threads": threads,
-        "device": device, "resume": resume or None,
-        "overwrite": overwrite or None, "progress": False if no_progress else None})
+        "center_text": center_text, "image_loss_weight": image_loss_weight,
+        "lr_decay_epochs": lr_decay_epochs, "test_time_flip": test_time_flip,
+        "test_time_shift": test_time_shift, "seed": seed, "threads": threads, "device": device,
+        "resume": resume or None, "overwrite": overwrite or None, "progress": False if no_progress else None})
     path = train_localizer(cfg)
     typer.echo(f"localiser saved to {path}")
 
@@ -84,6 +94,11 @@ def predict_command(
     threshold: float = typer.Option(None, "--threshold", help="Map threshold (default: calibrated in training)."),
     map_format: str = typer.Option(None, "--map-format", help="png16 (default) or npy."),
     batch_size: int = typer.Option(None, "--batch-size", help="Images per forward pass."),
+    test_time_flip: bool = typer.Option(None, "--test-time-flip/--no-test-time-flip",
+                                        help="Also look at each image's mirror (default: the localiser's setting)."),
+    test_time_shift: int = typer.Option(None, "--test-time-shift",
+                                        help="Also look at each image shifted by N input pixels each way "
+                                             "(default: the localiser's setting)."),
     threads: int = THREADS,
     device: str = TORCH_DEVICE,
     no_progress: bool = NO_PROGRESS,
@@ -94,7 +109,8 @@ def predict_command(
 
     cfg = load_config(LocalizePredictConfig, config, {
         "model": model, "data": data, "out": out, "split": split, "threshold": threshold, "map_format": map_format,
-        "batch_size": batch_size, "threads": threads, "device": device, "progress": False if no_progress else None})
+        "batch_size": batch_size, "test_time_flip": test_time_flip, "test_time_shift": test_time_shift,
+        "threads": threads, "device": device, "progress": False if no_progress else None})
     metrics = predict_localization(cfg)
     if metrics is not None:
         _print_metrics(metrics)

@@ -27,14 +27,15 @@ _CPU_AUGMENT = AugmentConfig(hflip=True, max_shift=0.05, max_rotation_deg=10.0, 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"backbone": "openai/clip-vit-large-patch14", "epochs": 3, "batch_size": 16, "lr": 0.01,
               "betas": (0.5, 0.999), "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "zero-shot",
-              "center_text": False, "image_loss_weight": 0.0},
+              "center_text": False, "image_loss_weight": 0.0, "lr_decay_epochs": 0, "test_time_flip": False,
+              "test_time_shift": 0},
     "cpu": {"backbone": "scratch", "epochs": 30, "batch_size": 16, "lr": 1e-3, "betas": (0.9, 0.999),
             "train_backbone_layers": 4, "backbone_lr": 1e-3, "image_score": "mean", "center_text": True,
-            "image_loss_weight": 1.0, "augment": _CPU_AUGMENT,
-            "scratch": {"epochs": 8}},
+            "image_loss_weight": 1.0, "augment": _CPU_AUGMENT, "lr_decay_epochs": 10, "test_time_flip": True,
+            "test_time_shift": 2, "scratch": {"epochs": 8}},
     "quick": {"backbone": "scratch", "epochs": 1, "batch_size": 16, "lr": 0.01, "betas": (0.5, 0.999),
               "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "mean", "center_text": True,
-              "image_loss_weight": 1.0,
+              "image_loss_weight": 1.0, "lr_decay_epochs": 0, "test_time_flip": False, "test_time_shift": 0,
               "scratch": {"epochs": 1, "image_size": 64, "hidden_size": 32, "num_layers": 2, "num_heads": 2,
                           "text_hidden_size": 32, "text_layers": 1, "projection_dim": 32}},
 }
@@ -59,6 +60,9 @@ class LocalizeTrainConfig(BaseModel):
     betas: tuple[float, float] | None = None
     train_backbone_layers: int | None = Field(None, ge=0, description="also train the last N vision layers")
     backbone_lr: float | None = Field(None, gt=0)
+    lr_decay_epochs: int | None = Field(
+        None, ge=0, description="the last N epochs (at most all of them) decay every learning rate to zero on a "
+                                "cosine; constant before. 0 = constant throughout (seed 003)")
     image_score: ImageScore | None = None
     temperature: float = Field(0.07, gt=0)
     decoder_hidden: int | None = Field(None, ge=1)
@@ -70,6 +74,12 @@ class LocalizeTrainConfig(BaseModel):
     augment: AugmentConfig | None = Field(
         None, description="random flips, shifts, rotations, zoom and intensity changes of the training batches "
                           "(masks follow the geometry); none in seed 003")
+    test_time_flip: bool | None = Field(
+        None, description="the saved localiser also looks at each image's left-right mirror and averages "
+                          "(localizer.prediction_views); none in seed 003")
+    test_time_shift: int | None = Field(
+        None, ge=0, description="the saved localiser also looks at each image shifted by this many input pixels "
+                                "up, down, left and right, and averages; 0 = none (seed 003)")
     train_split: str = "train"
     val_split: str | None = "val"
     scratch: dict[str, Any] = Field(default_factory=dict, description="BackbonePretrainConfig overrides")

@@ -48,6 +48,9 @@ class LocalizePredictConfig(BaseModel):
     split: str | None = Field(None, description="only this split (default: every row)")
     threshold: float | None = Field(None, gt=0, lt=1, description="default: the threshold calibrated in training")
     batch_size: int = Field(16, ge=1)
+    test_time_flip: bool | None = Field(None, description="also the mirrored image (default: the localiser's setting)")
+    test_time_shift: int | None = Field(None, ge=0, description="also the image shifted by this many input pixels "
+                                                                "(default: the localiser's setting)")
     map_format: Literal["png16", "npy"] = "png16"
     threads: int | None = Field(None, ge=1)
     device: str = Field("auto", description="torch device: auto (the GPU when present), cpu, cuda...")
@@ -93,6 +96,8 @@ def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
     items = load_items(cfg.data, cfg.split)
     localizer = load_localizer(cfg.model, device=resolve_device(cfg.device))
     threshold = cfg.threshold if cfg.threshold is not None else localizer.config.threshold
+    flip = localizer.config.test_time_flip if cfg.test_time_flip is None else cfg.test_time_flip
+    shift = localizer.config.test_time_shift if cfg.test_time_shift is None else cfg.test_time_shift
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     captioner = MaskCaptioner()
@@ -102,7 +107,8 @@ def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
     bar = tqdm(total=len(items), desc="localise", unit="img", disable=not cfg.progress)
     for i in range(0, len(items), cfg.batch_size):
         batch = items[i:i + cfg.batch_size]
-        for it, res in zip(batch, localizer.predict([it.image for it in batch]), strict=True):
+        results = localizer.predict([it.image for it in batch], test_time_flip=flip, test_time_shift=shift)
+        for it, res in zip(batch, results, strict=True):
             stem = Path(it.record.file_name).stem
             region = res.anomaly_map >= threshold
             map_name = save_map(out / "maps" / stem, res.anomaly_map, cfg.map_format)
@@ -124,7 +130,8 @@ def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
             fh.write(json.dumps(row) + "\n")
     metrics = None
     if any(it.mask is not None for it in items):
-        metrics = {**acc.compute(), "image_score": localizer.config.image_score, "split": cfg.split,
+        metrics = {**acc.compute(), "image_score": localizer.config.image_score, "test_time_flip": flip,
+                   "test_time_shift": shift, "split": cfg.split,
                    "images_per_second": round(len(items) / seconds, 2) if seconds > 0 else None}
         write_json_atomic(out / "metrics.json", metrics)
     write_json_atomic(out / "synthmed.json", provenance(kind="localize-predict", config=cfg.model_dump(mode="json"),

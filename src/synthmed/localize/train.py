@@ -32,7 +32,7 @@ from synthmed.localize.model import (
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
-from synthmed.utils.optim import fused_option
+from synthmed.utils.optim import decay_tail_factor, fused_option
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -144,6 +144,9 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     opt = torch.optim.Adam(groups, betas=tuple(cfg.betas), **fused_option(groups))  # type: ignore[arg-type]
     bs = int(cfg.batch_size)  # type: ignore[arg-type]
     steps_per_epoch = -(-len(items) // bs)
+    total_steps = int(cfg.epochs) * steps_per_epoch  # type: ignore[arg-type]
+    decay_steps = min(int(cfg.lr_decay_epochs or 0), int(cfg.epochs)) * steps_per_epoch  # type: ignore[arg-type]
+    base_lrs = [g["lr"] for g in groups]
     ckpt_dir = out / CHECKPOINT_DIR
     ckpt_dir.mkdir(exist_ok=True)
     ckpt = ckpt_dir / "last.pt"
@@ -160,7 +163,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     augment = cfg.augment or AugmentConfig()
     t0 = time.perf_counter()
     n_seen = 0
-    bar = tqdm(total=int(cfg.epochs) * steps_per_epoch, initial=epoch0 * steps_per_epoch + step0,  # type: ignore[operator]
+    bar = tqdm(total=total_steps, initial=epoch0 * steps_per_epoch + step0,  # type: ignore[operator]
                desc="localiser", disable=not cfg.progress)
     decoders.train()
     for epoch in range(epoch0, int(cfg.epochs)):  # type: ignore[arg-type]
@@ -185,6 +188,9 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
                 raise TrainingError(f"localiser loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping "
                                     f"without saving (last checkpoint: {ckpt if ckpt.is_file() else 'none'}). "
                                     f"Lower --lr (now {cfg.lr:g}) or --backbone-lr (now {cfg.backbone_lr:g}).")
+            factor = decay_tail_factor(epoch * steps_per_epoch + step, total_steps, decay_steps)
+            for group, base_lr in zip(opt.param_groups, base_lrs, strict=True):
+                group["lr"] = base_lr * factor
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -213,7 +219,8 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         backbone_ref = backbone_name
     lcfg = LocalizerConfig(backbone=backbone_ref, stage_layers=backbone.stage_layers, image_size=size,
                            temperature=cfg.temperature, decoder_hidden=cfg.decoder_hidden,
-                           center_text=bool(cfg.center_text),
+                           center_text=bool(cfg.center_text), test_time_flip=bool(cfg.test_time_flip),
+                           test_time_shift=int(cfg.test_time_shift or 0),
                            image_score=cfg.image_score, normal_prompts=normal, abnormal_prompts=abnormal)  # type: ignore[arg-type]
     localizer = Localizer(lcfg, backbone, decoders, text)
     calib_split = cfg.val_split
