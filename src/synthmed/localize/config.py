@@ -4,7 +4,8 @@
 layers 6/12/18/24, Adam lr 0.01, betas (0.5, 0.999), batch 16, 3 epochs, the zero-shot
 image score. ``cpu`` is the offline CPU recipe with the small from-scratch CLIP backbone
 (whole vision tower fine-tuned with the decoders, centred text features, a trained image
-score, augmented batches; measured figures in docs/localization.md); ``quick`` is a
+score, augmented batches, a decaying tail of the learning rate, averaged test-time views;
+measured figures in docs/localization.md); ``quick`` is a
 smoke-test size.
 """
 
@@ -29,9 +30,9 @@ PRESETS: dict[str, dict[str, Any]] = {
               "betas": (0.5, 0.999), "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "zero-shot",
               "center_text": False, "image_loss_weight": 0.0, "lr_decay_epochs": 0, "test_time_flip": False,
               "test_time_shift": 0},
-    "cpu": {"backbone": "scratch", "epochs": 30, "batch_size": 16, "lr": 1e-3, "betas": (0.9, 0.999),
+    "cpu": {"backbone": "scratch", "epochs": 150, "batch_size": 16, "lr": 1e-3, "betas": (0.9, 0.999),
             "train_backbone_layers": 4, "backbone_lr": 1e-3, "image_score": "mean", "center_text": True,
-            "image_loss_weight": 1.0, "augment": _CPU_AUGMENT, "lr_decay_epochs": 10, "test_time_flip": True,
+            "image_loss_weight": 1.0, "augment": _CPU_AUGMENT, "lr_decay_epochs": 20, "test_time_flip": True,
             "test_time_shift": 2, "scratch": {"epochs": 8}},
     "quick": {"backbone": "scratch", "epochs": 1, "batch_size": 16, "lr": 0.01, "betas": (0.5, 0.999),
               "train_backbone_layers": 0, "backbone_lr": 1e-4, "image_score": "mean", "center_text": True,
