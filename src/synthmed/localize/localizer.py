@@ -81,14 +81,14 @@ class Localizer:
 
     def _view_average(self, pixels: torch.Tensor, flip: bool, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Maps and zero-shot scores averaged over the :func:`prediction_views`, each map moved back first."""
-        maps_sum, zs_sum = torch.zeros(()), torch.zeros(())
-        views = prediction_views(flip, shift)
-        for mirror, dy, dx in views:
+        all_maps, all_zs = [], []
+        for mirror, dy, dx in prediction_views(flip, shift):
             view = pixels.flip(-1) if mirror else pixels
             maps, zs = self._maps_and_zero_shot(view.roll((dy, dx), dims=(-2, -1)))
             maps = maps.roll((-dy, -dx), dims=(-2, -1))
-            maps_sum, zs_sum = maps_sum + (maps.flip(-1) if mirror else maps), zs_sum + zs
-        return maps_sum / len(views), zs_sum / len(views)
+            all_maps.append(maps.flip(-1) if mirror else maps)
+            all_zs.append(zs)
+        return torch.stack(all_maps).mean(dim=0), torch.stack(all_zs).mean(dim=0)
 
     @torch.no_grad()
     def predict(self, images: list[np.ndarray], *, out_size: bool = True, test_time_flip: bool | None = None,
