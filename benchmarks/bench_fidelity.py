@@ -11,11 +11,11 @@ ReLU'd correlated Gaussians (non-negative with a mean offset, like Inception poo
 the "fake" set is shifted slightly. Reported per metric: seconds and the value of each
 implementation, the relative difference from synthmed, and the speed ratios.
 
-* torch-fidelity 0.4 (``pip install torch-fidelity --no-deps``; skipped with a message if
-  absent): ``fid_features_to_statistics`` + ``fid_statistics_to_metric``,
-  ``kid_features_to_metric(fake, real)``, ``prc_features_to_metric(fake, real)``. Its package
-  imports torchvision at import time; when torchvision is missing, an empty stand-in module is
-  registered first (the metric functions never call it).
+* torch-fidelity 0.4 (``pip install --no-deps torch-fidelity==0.4.0``; skipped with a message
+  if absent): ``fid_features_to_statistics`` + ``fid_statistics_to_metric``,
+  ``kid_features_to_metric(fake, real)``, ``prc_features_to_metric(fake, real)``. It is imported
+  through ``synthmed.testing.reference.import_torch_fidelity`` (its package imports torchvision,
+  which synthmed does not depend on; the metric functions never call it).
 * torchmetrics (FID and KID only; it has no precision/recall): float64 feature sums as in
   ``FrechetInceptionDistance.update`` + ``_compute_fid``; KID as ``KernelInceptionDistance.compute``
   with ``poly_mmd`` on each subset — on torch-fidelity's subsets (same seed), because
@@ -25,14 +25,13 @@ implementation, the relative difference from synthmed, and the speed ratios.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import types
 
 import numpy as np
 import torch
 
 from synthmed.evaluate.fidelity import fid, fidelity_scores, kid_subsets
+from synthmed.testing.reference import NO_DEPS_INSTALL, import_torch_fidelity
 
 
 def make_features(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,31 +43,12 @@ def make_features(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def _import_torch_fidelity():
-    """torch-fidelity's metric modules, or None. Its package imports torchvision at import time;
-    when torchvision is missing, empty stand-in modules are registered only while it is imported
-    (so that torchmetrics, imported afterwards, still sees torchvision as absent)."""
-    stubs: list[str] = []
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        tv = types.ModuleType("torchvision")
-        tv.datasets = types.ModuleType("torchvision.datasets")
-        for name in ("CIFAR10", "CIFAR100", "STL10"):
-            setattr(tv.datasets, name, type(name, (), {}))
-        tv.models = types.ModuleType("torchvision.models")
-        tv.transforms = types.ModuleType("torchvision.transforms")
-        tv.transforms.functional = types.ModuleType("torchvision.transforms.functional")
-        for mod in (tv, tv.datasets, tv.models, tv.transforms, tv.transforms.functional):
-            sys.modules[mod.__name__] = mod
-            stubs.append(mod.__name__)
-    try:
-        from torch_fidelity import metric_fid, metric_kid, metric_prc
-    except ImportError as err:
-        print(f"torch-fidelity not installed ({err}); skipping it. pip install torch-fidelity --no-deps")
+    """torch-fidelity's metric modules, or None (see :mod:`synthmed.testing.reference`)."""
+    if import_torch_fidelity() is None:
+        print(f"torch-fidelity not installed; skipping it. {NO_DEPS_INSTALL}")
         return None
-    finally:
-        for name in stubs:
-            del sys.modules[name]
+    from torch_fidelity import metric_fid, metric_kid, metric_prc
+
     return metric_fid, metric_kid, metric_prc
 
 

@@ -37,3 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # torch-fidelity installed --no-deps (as CI does) imports only with torchvision stand-ins;
+    # once imported, torchmetrics' own import of it succeeds too.
+    from synthmed.testing.reference import import_torch_fidelity
+
+    import_torch_fidelity()

@@ -8,6 +8,7 @@ from synthmed.errors import ConfigError
 from synthmed.features import build_extractor
 from synthmed.features.inception import InceptionExtractor, load_inception_state, resolve_inception_weights
 from synthmed.features.inception_net import FIDInceptionV3
+from synthmed.testing.reference import NO_DEPS_INSTALL, import_torch_fidelity
 
 # Facts about pt_inception-2015-12-05-6726825d.pth (torchvision Inception3 layout without AuxLogits,
 # 1008 classes, as loaded strictly by pytorch-fid / torch-fidelity): a few keys with their shapes.
@@ -117,8 +118,10 @@ def test_weights_found_in_cache_dir_and_wrong_layout_refused(tmp_path, monkeypat
 
 
 def test_same_network_as_torch_fidelity(random_weights):
-    """Runs only where torch-fidelity is importable: identical features on identical weights and input."""
-    tf = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    """Identical features on identical weights and input (where torch-fidelity is installed; CI installs it)."""
+    if import_torch_fidelity() is None:
+        pytest.skip(f"torch-fidelity is not installed ({NO_DEPS_INSTALL})")
+    import torch_fidelity.feature_extractor_inceptionv3 as tf
     theirs = tf.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                             feature_extractor_weights_path=str(random_weights))
     ours = InceptionExtractor(random_weights, verify=False)

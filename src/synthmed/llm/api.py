@@ -100,10 +100,8 @@ class ChatClient:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 60.0, max_retries: int = 5, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  concurrency: int = 4, temperature: float = 0.0, seed: int | None = 0, max_tokens: int = 512):
-        try:
-            import httpx
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ConfigError("the api: back end needs httpx: pip install 'synthmed[vlm]'") from err
+        import httpx
+
         base_url = base_url or os.environ.get(API_BASE_ENV, "").strip()
         if not base_url:
             raise ConfigError(f"no server given for api:{model}: pass --base-url URL (e.g. http://localhost:8000/v1) "

@@ -8,22 +8,14 @@ AUROC, pixel accuracy and precision; Dice and IoU at the same threshold are adde
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+from synthmed.classify.metrics import auroc as classify_auroc
 
 
 def auroc(target: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count one half, as scikit-learn's ``roc_auc_score``).
-
-    Returns None when ``target`` holds a single class.
-    """
-    t = np.asarray(target).ravel().astype(bool)
-    s = np.asarray(score, dtype=np.float64).ravel()
-    n_pos = int(t.sum())
-    n_neg = t.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(s)  # average ranks over ties: the Mann-Whitney statistic
-    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """Area under the ROC curve (:func:`synthmed.classify.metrics.auroc`); None when ``target`` has one class."""
+    value = classify_auroc(target, score)
+    return None if np.isnan(value) else value
 
 
 def average_precision(target: np.ndarray, score: np.ndarray) -> float | None:

@@ -55,14 +55,20 @@ def load_frozen_parts(base: str, family, dtype: torch.dtype):
 
 
 def add_lora(unet, text_encoders: list, cfg: LoraTrainConfig) -> None:
-    """Insert peft LoRA layers (trainable, float32) into the UNet and, if asked, the text encoders."""
+    """Insert peft LoRA layers (trainable, float32) into the UNet and, if asked, the text encoders.
+
+    The text encoders get their layers from peft itself, not from transformers' ``add_adapter``:
+    that method refuses to run unless peft is at least the version transformers names (transformers
+    5.24 asks for a peft release that does not exist yet), while the injected layers are the same.
+    """
     from diffusers.training_utils import cast_training_params
+    from peft import inject_adapter_in_model
 
     unet.add_adapter(cfg.lora.peft_config())
     models = [unet]
     if cfg.train_text_encoder:
         for te in text_encoders:
-            te.add_adapter(cfg.lora.peft_config(text_encoder=True))
+            inject_adapter_in_model(cfg.lora.peft_config(text_encoder=True), te, adapter_name="default")
             models.append(te)
     cast_training_params(models, dtype=torch.float32)
     if cfg.optim.gradient_checkpointing:
