@@ -40,3 +40,7 @@ class ConfigError(SynthmedError):
 
 class TrainingError(SynthmedError):
     """Training cannot go on (a non-finite loss or gradient)."""
+
+
+class CheckpointError(SynthmedError):
+    """A checkpoint cannot be used (incomplete, unreadable, or written by a different configuration)."""

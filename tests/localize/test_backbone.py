@@ -39,6 +39,13 @@ def test_offline_clip_tokenizer_round_trips(tmp_path):
     assert loaded.decode(ids, skip_special_tokens=True).replace(" .", ".").strip() == "no tumour in the zebra."
 
 
+def test_the_tokenizer_numbers_its_vocabulary_the_same_way_every_time():
+    texts = ["A tumour in the left frontal lobe.", "No tumour.", "Ring-enhancing, 12 mm."] * 10
+    vocabs = [train_clip_tokenizer(texts, vocab_size=300).get_vocab() for _ in range(4)]
+    assert all(v == vocabs[0] for v in vocabs[1:])  # the trainer's own ids follow hash order
+    assert vocabs[0]["<|startoftext|>"] == 0 and vocabs[0]["<|endoftext|>"] == 1
+
+
 def test_missing_backbone_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_backbone(str(tmp_path / "nope"))

@@ -18,6 +18,7 @@ from synthmed.localize.localizer import load_localizer
 from synthmed.localize.predict import LocalizePredictConfig, predict_localization
 from synthmed.localize.train import train_localizer
 from synthmed.testing.localize import TINY_TRAIN
+from synthmed.utils.training_state import load_training_state
 
 
 def _meta(model_dir):
@@ -76,8 +77,8 @@ def test_resume_continues_exactly_where_it_stopped(lesion_dir, trained_localizer
         train_localizer(LocalizeTrainConfig.model_validate(opts))
     train_localizer(LocalizeTrainConfig.model_validate({**opts, "epochs": 2, "resume": True}))
     train_localizer(LocalizeTrainConfig.model_validate({**opts, "epochs": 2, "out": tmp_path / "straight"}))
-    resumed = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)
-    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=False)
+    resumed = load_training_state(tmp_path / "m" / "checkpoints" / "last").meta
+    straight = load_training_state(tmp_path / "straight" / "checkpoints" / "last").meta
     assert resumed["epoch"] == 2 and len(resumed["losses"]) == 2 * 3  # 24 training images / batch 8
     assert resumed["losses"] == pytest.approx(straight["losses"], rel=1e-5)
     assert json.loads((tmp_path / "m" / "config.json").read_text())["backbone"] == backbone  # frozen: referenced
@@ -104,7 +105,7 @@ def test_the_learning_rate_decays_over_the_last_epochs(lesion_dir, trained_local
             "data": lesion_dir, "out": tmp_path / "m", "image_loss_weight": 1.0}
     cfg = LocalizeTrainConfig.model_validate(opts)
     train_localizer(cfg)
-    groups = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"]
+    groups = load_training_state(tmp_path / "m" / "checkpoints" / "last").optimizer["param_groups"]
     last = decay_tail_factor(5, 6, 3)  # 3 steps per epoch; the last step of the decaying epoch
     assert 0 < last < 0.5
     assert [g["lr"] for g in groups] == pytest.approx([cfg.lr * last, cfg.backbone_lr * last])  # decoders, Fc

@@ -20,6 +20,7 @@ healthy slice has the same caption):
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -39,10 +40,17 @@ from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import fused_option
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
+from synthmed.utils.training_state import (
+    has_training_state,
+    load_training_state,
+    save_training_state,
+    warn_if_pickled,
+)
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = "pretrain_checkpoint.pt"
+CHECKPOINT = "pretrain_checkpoint"  # a training-state directory (utils/training_state.py)
+LEGACY_CHECKPOINT = "pretrain_checkpoint.pt"  # pickled by earlier synthmed: never loaded
 
 
 class BackbonePretrainConfig(BaseModel):
@@ -125,7 +133,7 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, same: torch.Tensor, s
 
 def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     """Train the small CLIP on ``cfg.data`` and save it to ``cfg.out`` (resumable per epoch)."""
-    from transformers import CLIPImageProcessor
+    from transformers import CLIPImageProcessor, CLIPTokenizer
 
     cfg.check()
     if cfg.threads:
@@ -151,13 +159,15 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
                                                 pct_start=0.1)
     start_epoch = 0
     ckpt = out / CHECKPOINT
-    if cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"])
-        tokenizer = state["tokenizer"]
+    if cfg.resume:
+        warn_if_pickled(out / LEGACY_CHECKPOINT, logger)
+    if cfg.resume and has_training_state(ckpt):
+        state = load_training_state(ckpt)
+        model.load_state_dict(state.tensors["model"])
+        opt.load_state_dict(state.optimizer)
+        sched.load_state_dict(state.scheduler)
+        start_epoch = int(state.meta["epoch"])
+        tokenizer = CLIPTokenizer.from_pretrained(ckpt / "tokenizer")
         backbone.tokenizer = tokenizer
         logger.info("resuming backbone pretraining at epoch %d", start_epoch)
     model.train()
@@ -189,8 +199,9 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
             last = float(loss.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{last:.3f}")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch + 1, "tokenizer": tokenizer}, ckpt)
+        save_training_state(ckpt, tensors={"model": model.state_dict()}, optimizer=opt, scheduler=sched,
+                            meta={"epoch": epoch + 1},
+                            extra=lambda d, tok=tokenizer: tok.save_pretrained(d / "tokenizer"))
     bar.close()
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
@@ -201,6 +212,6 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     write_json_atomic(out / "synthmed.json", provenance(
         kind="localize-backbone", config=cfg.model_dump(mode="json"), data_hash=hash_dataset(cfg.data),
         final_loss=last, train_images=len(items), seconds=round(time.perf_counter() - t0, 1)))
-    ckpt.unlink(missing_ok=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     logger.info("saved from-scratch CLIP backbone to %s", out)
     return out

@@ -43,11 +43,14 @@ def train_clip_tokenizer(texts: Iterable[str], *, vocab_size: int = 1000, max_le
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(list(texts), trainer)
     model = json.loads(tok.to_str())["model"]
-    vocab: dict[str, int] = dict(model["vocab"])
-    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        for piece in (ch, ch + "</w>"):
-            if piece not in vocab:
-                vocab[piece] = len(vocab)
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    # Ids in a fixed order (the trainer numbers its alphabet in hash order, which changes run to run):
+    # the special tokens, every byte with and without the end-of-word suffix, then each merge's result.
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    ordered = [BOS, EOS, *alphabet, *(ch + "</w>" for ch in alphabet), *(a + b for a, b in merges),
+               *sorted(model["vocab"])]
+    vocab: dict[str, int] = {}
+    for piece in ordered:
+        vocab.setdefault(piece, len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, bos_token=BOS, eos_token=EOS,
                          pad_token=EOS, unk_token=EOS)

@@ -35,10 +35,18 @@ from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import decay_tail_factor, fused_option
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
+from synthmed.utils.training_state import (
+    has_training_state,
+    load_training_state,
+    save_training_state,
+    warn_if_pickled,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_NAME = "last"  # a training-state directory (utils/training_state.py)
+LEGACY_CHECKPOINT = "last.pt"  # pickled by earlier synthmed: never loaded
 BACKBONE_DIR = "backbone"
 
 
@@ -105,12 +113,10 @@ def _augment(pixels: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig, seed
 
 def _save_checkpoint(path: Path, decoders, opt, backbone: ClipBackbone, epoch: int, step: int,
                      losses: list[float]) -> None:
-    trainable = {k: v for k, v in backbone.model.state_dict().items()
-                 if k in {n for n, p in backbone.model.named_parameters() if p.requires_grad}}
-    tmp = path.with_suffix(".tmp")
-    torch.save({"decoders": decoders.state_dict(), "optimizer": opt.state_dict(), "backbone": trainable,
-                "epoch": epoch, "step": step, "losses": losses}, tmp)
-    tmp.replace(path)
+    trainable = {n for n, p in backbone.model.named_parameters() if p.requires_grad}
+    backbone_state = {k: v for k, v in backbone.model.state_dict().items() if k in trainable}
+    save_training_state(path, tensors={"decoders": decoders.state_dict(), "backbone": backbone_state},
+                        optimizer=opt, meta={"epoch": epoch, "step": step, "losses": losses})
 
 
 def train_localizer(cfg: LocalizeTrainConfig) -> Path:
@@ -149,15 +155,17 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     base_lrs = [g["lr"] for g in groups]
     ckpt_dir = out / CHECKPOINT_DIR
     ckpt_dir.mkdir(exist_ok=True)
-    ckpt = ckpt_dir / "last.pt"
+    ckpt = ckpt_dir / CHECKPOINT_NAME
     epoch0 = step0 = 0
     losses: list[float] = []
-    if cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        decoders.load_state_dict(state["decoders"])
-        opt.load_state_dict(state["optimizer"])
-        backbone.model.load_state_dict(state["backbone"], strict=False)
-        epoch0, step0, losses = int(state["epoch"]), int(state["step"]), list(state["losses"])
+    if cfg.resume:
+        warn_if_pickled(ckpt_dir / LEGACY_CHECKPOINT, logger)
+    if cfg.resume and has_training_state(ckpt):
+        state = load_training_state(ckpt)
+        decoders.load_state_dict(state.tensors["decoders"])
+        opt.load_state_dict(state.optimizer)
+        backbone.model.load_state_dict(state.tensors["backbone"], strict=False)
+        epoch0, step0, losses = int(state.meta["epoch"]), int(state.meta["step"]), list(state.meta["losses"])
         logger.info("resuming localiser training at epoch %d step %d", epoch0, step0)
     size = backbone.image_size
     augment = cfg.augment or AugmentConfig()
@@ -185,8 +193,9 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
             value = float(loss.detach())
             if not math.isfinite(value):
                 bar.close()
+                last_ckpt = ckpt if has_training_state(ckpt) else "none"
                 raise TrainingError(f"localiser loss is {value} at epoch {epoch + 1}, step {step + 1}; stopping "
-                                    f"without saving (last checkpoint: {ckpt if ckpt.is_file() else 'none'}). "
+                                    f"without saving (last checkpoint: {last_ckpt}). "
                                     f"Lower --lr (now {cfg.lr:g}) or --backbone-lr (now {cfg.backbone_lr:g}).")
             factor = decay_tail_factor(epoch * steps_per_epoch + step, total_steps, decay_steps)
             for group, base_lr in zip(opt.param_groups, base_lrs, strict=True):

@@ -27,16 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from synthmed.errors import SynthmedError
+from synthmed.errors import CheckpointError
 from synthmed.utils.provenance import write_json_atomic
+from synthmed.utils.training_state import join_optimizer_state, split_optimizer_state
 
 STATE_FILE = "state.json"
-
-
-class CheckpointError(SynthmedError):
-    """A checkpoint cannot be used (incomplete, or written by a different configuration)."""
 
 
 @dataclass
@@ -66,35 +64,6 @@ def list_checkpoints(root: str | Path) -> list[Path]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
-
-
-# -- optimizer ------------------------------------------------------------------------
-
-def _optimizer_split(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {}
-    for idx, entry in state["state"].items():
-        for key, value in entry.items():
-            name = f"{idx}.{key}"
-            if torch.is_tensor(value):
-                tensors[name] = value.detach().cpu().contiguous().clone()
-            else:
-                scalars[name] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _optimizer_join(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    groups = []
-    for g in meta["param_groups"]:
-        g = dict(g)
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-        groups.append(g)
-    return {"state": state, "param_groups": groups}
 
 
 # -- RNG --------------------------------------------------------------------------------
@@ -161,7 +130,7 @@ def write_main(tmp: Path, *, model: torch.nn.Module, optimizer: torch.optim.Opti
     save_file(weights, str(tmp / "model.safetensors"))
     if ema_state is not None:
         save_file({k: v.contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
-    tensors, meta = _optimizer_split(optimizer.state_dict())
+    tensors, meta = split_optimizer_state(optimizer.state_dict())
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     write_json_atomic(tmp / "optimizer.json", meta)
     write_json_atomic(tmp / "scheduler.json", scheduler.state_dict())
@@ -218,9 +187,9 @@ def load_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         else:
             model.load_state_dict(weights)
         meta = json.loads((path / "optimizer.json").read_text())
-        optimizer.load_state_dict(_optimizer_join(load_file(str(path / "optimizer.safetensors")), meta))
+        optimizer.load_state_dict(join_optimizer_state(load_file(str(path / "optimizer.safetensors")), meta))
         scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
-    except (OSError, KeyError, RuntimeError, ValueError) as err:
+    except (OSError, KeyError, RuntimeError, ValueError, SafetensorError) as err:
         raise CheckpointError(f"{path}: cannot restore ({err})") from err
     rng = path / f"rng-{rank}.safetensors"
     if rng.is_file():
