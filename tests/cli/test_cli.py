@@ -59,3 +59,21 @@ def test_unknown_captioner_lists_names(tmp_path):
 def test_version():
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.startswith("synthmed ")
+
+
+def test_error_text_is_printed_literally_not_as_markup(tmp_path):
+    for name in ("mydata[v2]", "x[/bold]y"):
+        proc = subprocess.run([sys.executable, "-m", "synthmed.cli.main", "data", "stats", str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert name in proc.stderr and "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr
+
+
+def test_messages_with_brackets_survive_the_console(capsys):
+    from synthmed.cli import console
+
+    console.error("install it with pip install 'synthmed[vlm]'; YAML said [x ...")
+    console.warn("captioner hf[/]: 3 missing")
+    captured = capsys.readouterr()
+    assert "pip install 'synthmed[vlm]'; YAML said [x ..." in captured.err
+    assert "hf[/]: 3 missing" in captured.out

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from synthmed.cli import console
+
 data_app = typer.Typer(help="Build, import, split and inspect dataset directories.", no_args_is_help=True)
 
 
@@ -44,7 +46,6 @@ def import_command(
     delimiter: str | None = typer.Option(None, "--delimiter", help="(csv) Field delimiter (default: sniffed)."),
 ) -> None:
     """Import a dataset (class folders, figshare .mat, DICOM, NIfTI, image-text CSV)."""
-    from rich.console import Console
 
     from synthmed.data.importers import import_dataset
 
@@ -56,12 +57,11 @@ def import_command(
     }
     options = {k: v for k, v in flags.items() if v is not None}
     report = import_dataset(format, src, out, size=size, windowing=windowing, bits=bits, strict=strict, **options)
-    console = Console()
-    console.print(report.summary(), highlight=False, soft_wrap=True)
+    console.out.print(report.summary(), soft_wrap=True)
     for skipped in report.skipped[:10]:
-        console.print(f"  skipped: {skipped.reason}", highlight=False, markup=False, soft_wrap=True)
+        console.out.print(f"  skipped: {skipped.reason}", soft_wrap=True)
     if len(report.skipped) > 10:
-        console.print(f"  ... and {len(report.skipped) - 10} more (see the log above)", highlight=False)
+        console.out.print(f"  ... and {len(report.skipped) - 10} more (see the log above)")
 
 
 @data_app.command("split")
@@ -95,15 +95,13 @@ def stats_command(
                                     help="Look for near-duplicate images across splits."),
 ) -> None:
     """Counts per label, split and finding; patients; image formats; near-duplicates across splits."""
-    from rich.console import Console
 
     from synthmed.data.stats import dataset_stats, stats_tables
     from synthmed.utils.provenance import write_json_atomic
 
     stats = dataset_stats(root, hash_threshold=threshold, near_duplicates=duplicates)
-    console = Console()
     for table in stats_tables(stats):
-        console.print(table)
+        console.out.print(table)
     if json_path is not None:
         write_json_atomic(json_path, stats)
-        console.print(f"wrote {json_path}", highlight=False, soft_wrap=True)
+        console.out.print(f"wrote {json_path}", soft_wrap=True)

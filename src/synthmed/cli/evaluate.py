@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from synthmed.cli import console
 from synthmed.cli.options import CONFIG, THREADS, TORCH_DEVICE, number_list
 from synthmed.utils.configs import load_config
 
 evaluate_app = typer.Typer(help="Measure how useful, controllable and accurate images and captions are.",
                            no_args_is_help=True)
-_console = Console()
 _JSON_OUT = typer.Option(None, "--out", help="JSON report to write.")
 
 
@@ -44,7 +43,7 @@ def downstream_command(
         "low_data_fraction": low_data_fraction, "threads": threads, "device": device})
     report = evaluate_downstream(cfg)
     for table in downstream_tables(report):
-        _console.print(table)
+        console.out.print(table)
     typer.echo(f"wrote {cfg.out}")
 
 
@@ -64,14 +63,14 @@ def adherence_command(
 
     cfg = load_config(AdherenceConfig, config, {"fake": fake, "judge": judge, "out": out, "threshold": threshold})
     report = evaluate_adherence(cfg)
-    _console.print(agreement_table({"generated": report.agreements}, first="images",
+    console.out.print(agreement_table({"generated": report.agreements}, first="images",
                                    title=f"Prompt adherence (judge: {cfg.judge})"))
     judge_row = {k: v for k, v in report.judge_real_test_accuracy.items() if v is not None}
-    _console.print("judge accuracy on real test images: "
+    console.out.print("judge accuracy on real test images: "
                    + ", ".join(f"{k} {v:.2f}" for k, v in judge_row.items()), highlight=False)
     if report.unreliable:
-        _console.print(f"[yellow]the judge itself is below {cfg.min_judge_accuracy:.2f} on real images for: "
-                       f"{', '.join(report.unreliable)}[/]")
+        console.warn(f"the judge itself is below {cfg.min_judge_accuracy:.2f} on real images for: "
+                     f"{', '.join(report.unreliable)}")
     if cfg.out is not None:
         typer.echo(f"wrote {cfg.out}")
 
@@ -90,10 +89,10 @@ def captions_command(
 
     cfg = load_config(CaptionEvalConfig, config, {"pred": pred, "ref": ref, "out": out, "name": name})
     report = evaluate_captions(cfg)
-    _console.print(agreement_table(report.agreements, first="captioner",
+    console.out.print(agreement_table(report.agreements, first="captioner",
                                    title=f"Caption accuracy against {cfg.ref} ({report.n_reference} images)"))
     for cap, n in report.missing.items():
         if n:
-            _console.print(f"[yellow]{cap}: {n} reference images have no prediction (counted as wrong)[/]")
+            console.warn(f"{cap}: {n} reference images have no prediction (counted as wrong)")
     if cfg.out is not None:
         typer.echo(f"wrote {cfg.out}")

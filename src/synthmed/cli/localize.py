@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from synthmed.cli import console
 from synthmed.cli.options import (
     CAPTIONED_DATA,
     CONFIG,
@@ -20,7 +20,6 @@ from synthmed.cli.options import (
 from synthmed.utils.configs import load_config
 
 localize_app = typer.Typer(help="Localise tumours with a CLIP-based anomaly model (seed 003).", no_args_is_help=True)
-_console = Console()
 
 
 _PRED = typer.Option(None, "--pred", help="Output folder of `synthmed localize predict`.")
@@ -30,7 +29,7 @@ def _print_metrics(metrics: dict) -> None:
     keys = ("pixel_auroc", "pixel_ap", "pixel_accuracy", "pixel_precision", "pixel_recall", "pixel_dice",
             "pixel_iou", "image_auroc")
     shown = [f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), float)]
-    _console.print(f"threshold {metrics.get('threshold')}: " + ", ".join(shown), highlight=False)
+    console.out.print(f"threshold {metrics.get('threshold')}: " + ", ".join(shown))
 
 
 @localize_app.command("train")
@@ -181,5 +180,5 @@ def explain_command(
     for mode, s in report["scores"].items():
         acc = {k: v for k, v in s["accuracy"].items() if v is not None}
         shown = ", ".join(f"{k} {v:.2f}" for k, v in acc.items())
-        _console.print(f"{mode}: parsed {s['parsed_fraction']:.2f}; {shown}", highlight=False)
+        console.out.print(f"{mode}: parsed {s['parsed_fraction']:.2f}; {shown}")
     typer.echo(f"wrote {cfg.out}")

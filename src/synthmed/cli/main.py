@@ -11,10 +11,10 @@ import logging
 import sys
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 
 from synthmed import __version__
+from synthmed.cli import console
 from synthmed.cli.caption import caption_command
 from synthmed.cli.data import data_app
 from synthmed.cli.demo import demo_command
@@ -53,7 +53,6 @@ app.add_typer(localize_app, name="localize")
 app.command("explain")(explain_command)
 app.add_typer(evaluate_app, name="evaluate")
 
-_err = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -70,7 +69,7 @@ def _main(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=_err, show_path=False, show_time=False)],
+        handlers=[RichHandler(console=console.err, show_path=False, show_time=False)],
         force=True,
     )
 
@@ -80,7 +79,7 @@ def run() -> None:
     try:
         app()
     except SynthmedError as err:
-        _err.print(f"[bold red]error:[/] {err}", highlight=False)
+        console.error(str(err))
         sys.exit(2)
 
 
