@@ -35,6 +35,26 @@ def test_cli_writes_the_report(full_run, tmp_path):
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_a_hostile_run_directory_name_renders_as_text(full_run, tmp_path, monkeypatch):
+    import shutil
+
+    name = "<svg onload=alert(4)>"
+    shutil.copytree(full_run, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    html = build_report(name)  # relative: the provenance table's first cell starts with '<'
+    assert "<svg onload" not in html and "&lt;svg onload=alert(4)&gt;" in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_table_escapes_every_string_it_was_not_given_as_markup():
+    from synthmed.report.html import cards, table, trusted, with_ci
+
+    html = table(["a", "b"], [["<b>bold</b>", trusted("<i>ok</i>")], [with_ci(0.5, [0.4, 0.6]), 3]])
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<i>ok</i>" in html and "<b>" not in html
+    assert '<td class="num">0.500 <span class="muted">[0.400, 0.600]</span></td>' in html
+    assert "&lt;img" in cards([("x", "<img src=x onerror=alert(1)>")])
+
+
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(DataError, match="run.json"):
         write_report(tmp_path)

@@ -59,6 +59,29 @@ details summary { cursor: pointer; color: var(--accent); }
 """
 
 
+class Html(str):
+    """Markup built by this module's helpers from escaped parts.
+
+    :func:`table` and :func:`cards` put an ``Html`` value into the page as it is and escape
+    every other string, so text from a run (stage names, file names, captions, errors) can never
+    become live markup, whatever it starts with.
+    """
+
+
+def trusted(markup: str) -> Html:
+    """Mark ``markup``, assembled by the caller from escaped parts and fixed tags, as HTML."""
+    return Html(markup)
+
+
+def text(value: Any) -> Html:
+    """``value`` as escaped text."""
+    return Html(escape(str(value)))
+
+
+#: The page runs no script and loads nothing: styles are inline, images are data: URIs.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
 @dataclass
 class Section:
     """One report section (``id`` is its anchor; ``html`` its body)."""
@@ -84,62 +107,63 @@ class Page:
         body = "".join(f'<section id="{s.id}"><h2>{escape(s.title)}</h2>{s.html}</section>' for s in self.sections)
         return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
                 f"<title>{escape(self.title)}</title><style>{CSS}</style></head><body>"
                 f"<header><h1>{escape(self.title)}</h1><p>{escape(self.subtitle)}</p></header>"
                 f"<nav>{nav}</nav><main>{body}</main></body></html>\n")
 
 
 # -- formatting -------------------------------------------------------------------------------------
-def fmt(value: Any, digits: int = 3) -> str:
-    """A number for a table cell (— for missing or NaN)."""
+def fmt(value: Any, digits: int = 3) -> Html:
+    """A number for a table cell (— for missing or NaN); anything else as escaped text."""
     if value is None:
-        return "—"
+        return Html("—")
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return Html("yes" if value else "no")
     if isinstance(value, int):
-        return f"{value:,}"
+        return Html(f"{value:,}")
     if isinstance(value, float):
         if not math.isfinite(value):
-            return "—"
-        return f"{value:.{digits}g}" if abs(value) >= 1000 or abs(value) < 0.001 and value != 0 else \
-            f"{value:.{digits}f}".rstrip("0").rstrip(".") if abs(value) >= 10 else f"{value:.{digits}f}"
-    return escape(str(value))
+            return Html("—")
+        return Html(f"{value:.{digits}g}" if abs(value) >= 1000 or abs(value) < 0.001 and value != 0 else
+                    f"{value:.{digits}f}".rstrip("0").rstrip(".") if abs(value) >= 10 else f"{value:.{digits}f}")
+    return text(value)
 
 
-def with_ci(value: Any, ci: Sequence[float] | None, digits: int = 3) -> str:
+class Interval(Html):
+    """A value with its interval (right-aligned in a table)."""
+
+
+def with_ci(value: Any, ci: Sequence[float] | None, digits: int = 3) -> Html:
     """``value [low, high]``."""
     if ci is None or len(ci) != 2 or value is None:
         return fmt(value, digits)
-    return f"{fmt(value, digits)} <span class=\"muted\">[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]</span>"
+    return Interval(f"{fmt(value, digits)} <span class=\"muted\">[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]</span>")
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str = "") -> str:
-    """An HTML table; cells that are already HTML (``str`` starting with '<' or containing a span) pass through."""
+def _cell(c: Any) -> str:
+    if isinstance(c, Interval) or isinstance(c, int | float) and not isinstance(c, bool):
+        return f'<td class="num">{fmt(c) if not isinstance(c, Html) else c}</td>'
+    return f"<td>{c if isinstance(c, Html) else fmt(c)}</td>"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str = "") -> Html:
+    """An HTML table: :class:`Html` cells as they are, numbers formatted, everything else escaped."""
     if not rows:
-        return ""
+        return Html("")
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     out = [f"<table>{f'<caption class=muted>{escape(caption)}</caption>' if caption else ''}<tr>{head}</tr>"]
-    for row in rows:
-        cells = []
-        for c in row:
-            if isinstance(c, str) and '<span class="muted">[' in c:  # a value with its interval
-                cells.append(f'<td class="num">{c}</td>')
-            elif isinstance(c, str) and c.startswith("<"):
-                cells.append(f"<td>{c}</td>")
-            elif isinstance(c, int | float) and not isinstance(c, bool):
-                cells.append(f'<td class="num">{fmt(c)}</td>')
-            else:
-                cells.append(f"<td>{fmt(c) if not isinstance(c, str) else escape(c)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    return "".join(out) + "</table>"
+    out += ["<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows]
+    return Html("".join(out) + "</table>")
 
 
-def cards(items: Sequence[tuple[str, str]]) -> str:
-    """Headline numbers as cards: (label, value html)."""
+def cards(items: Sequence[tuple[str, Any]]) -> Html:
+    """Headline numbers as cards: (label, value); a value that is not :class:`Html` is escaped."""
     if not items:
-        return ""
-    return '<div class="cards">' + "".join(f'<div class="card"><div class="v">{v}</div><div class="k">'
-                                           f'{escape(k)}</div></div>' for k, v in items) + "</div>"
+        return Html("")
+    return Html('<div class="cards">' + "".join(f'<div class="card"><div class="v">{v if isinstance(v, Html) else fmt(v)}'
+                                                f'</div><div class="k">{escape(k)}</div></div>' for k, v in items)
+                + "</div>")
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -187,6 +211,6 @@ def display_width(path: Path | str, target: int = 384) -> int:
     return w * max(1, min(4, target // max(w, h, 1))) if max(w, h) < target else round(w * target / max(w, h))
 
 
-def img_tag(uri: str, alt: str, size: int | None = None, cls: str = "thumb") -> str:
-    dim = f' width="{size}" height="{size}"' if size else ""
-    return f'<img class="{cls}" src="{uri}" alt="{escape(alt)}" title="{escape(alt)}"{dim}>'
+def img_tag(uri: str, alt: str, size: int | None = None, cls: str = "thumb") -> Html:
+    dim = f' width="{int(size)}" height="{int(size)}"' if size else ""
+    return Html(f'<img class="{escape(cls)}" src="{escape(uri)}" alt="{escape(alt)}" title="{escape(alt)}"{dim}>')

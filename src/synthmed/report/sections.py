@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmed.report import svg
-from synthmed.report.html import cards, display_width, fmt, img_tag, png_uri, table, with_ci
+from synthmed.report.html import cards, display_width, fmt, img_tag, png_uri, table, trusted, with_ci
 from synthmed.report.rundata import RunData, StageInfo, location_group, read_json, read_rows, size_group
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def trained_on_what(run: RunData) -> str:
 def stage_table(run: RunData) -> str:
     rows = []
     for s in run.stages:
-        status = f'<span class="status-{escape(s.status)}">{escape(s.status)}</span>'
+        status = trusted(f'<span class="status-{escape(s.status)}">{escape(s.status)}</span>')
         rows.append([s.name, s.kind, status, f"{s.seconds:.1f}" if s.seconds else "—"])
     return table(["stage", "kind", "status (last run)", "seconds"], rows)
 
@@ -655,7 +655,7 @@ def provenance_block(run: RunData) -> list[str]:
     out.append(table(["seed of", "value"], [[k, v] for k, v in (rec.get("seeds") or {}).items()]))
     if rec.get("data_hashes"):
         out.append(
-            table(["data", "SHA-256"], [[k, f"<code>{escape(v)}</code>"] for k, v in rec["data_hashes"].items()])
+            table(["data", "SHA-256"], [[k, trusted(f"<code>{escape(v)}</code>")] for k, v in rec["data_hashes"].items()])
         )
     out.append(
         table(
