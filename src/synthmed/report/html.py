@@ -161,9 +161,9 @@ def cards(items: Sequence[tuple[str, Any]]) -> Html:
     """Headline numbers as cards: (label, value); a value that is not :class:`Html` is escaped."""
     if not items:
         return Html("")
-    return Html('<div class="cards">' + "".join(f'<div class="card"><div class="v">{v if isinstance(v, Html) else fmt(v)}'
-                                                f'</div><div class="k">{escape(k)}</div></div>' for k, v in items)
-                + "</div>")
+    body = "".join(f'<div class="card"><div class="v">{v if isinstance(v, Html) else fmt(v)}</div>'
+                   f'<div class="k">{escape(k)}</div></div>' for k, v in items)
+    return Html(f'<div class="cards">{body}</div>')
 
 
 # -- images -----------------------------------------------------------------------------------------

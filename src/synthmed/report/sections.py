@@ -655,7 +655,8 @@ def provenance_block(run: RunData) -> list[str]:
     out.append(table(["seed of", "value"], [[k, v] for k, v in (rec.get("seeds") or {}).items()]))
     if rec.get("data_hashes"):
         out.append(
-            table(["data", "SHA-256"], [[k, trusted(f"<code>{escape(v)}</code>")] for k, v in rec["data_hashes"].items()])
+            table(["data", "SHA-256"],
+                  [[k, trusted(f"<code>{escape(v)}</code>")] for k, v in rec["data_hashes"].items()])
         )
     out.append(
         table(
