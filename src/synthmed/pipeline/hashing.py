@@ -3,25 +3,28 @@
 A file hashes by its bytes (SHA-256); a directory by the sorted relative names and bytes of
 every file under it; a dataset directory by :func:`synthmed.utils.provenance.hash_dataset`
 (the rows and the files they name). Hashing a large model folder once is slow, so file digests
-are cached by (path, size, mtime) in the run directory.
+are cached by (path, size, mtime) in the run directory, keyed by a hash of the path: the cache
+never stores a source path (a folder may be named after a patient).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from synthmed.utils.provenance import hash_file, write_json_atomic
 
 CACHE_FILE = "hash-cache.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 #: Directories skipped when hashing a folder: caches and checkpoints are not inputs.
 _SKIP_DIRS = {".synthmed", "checkpoints", "cache", "logs", "__pycache__", ".git"}
 
 
 class HashCache:
-    """File digests keyed by (absolute path, size, mtime_ns), saved in a JSON file."""
+    """File digests keyed by (SHA-256 of the absolute path, size, mtime_ns), saved in a JSON file."""
 
     def __init__(self, path: Path | None):
         self.path = path
@@ -31,11 +34,14 @@ class HashCache:
                 self.entries = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 self.entries = {}
-        self.dirty = False
+        stale = [k for k in self.entries if not _HEX64.fullmatch(k)]  # keyed by path by an earlier version
+        for k in stale:
+            del self.entries[k]
+        self.dirty = bool(stale)
 
     def file(self, path: Path) -> str:
         st = path.stat()
-        key = str(path.resolve())
+        key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()
         hit = self.entries.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]

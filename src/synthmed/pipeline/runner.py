@@ -30,6 +30,7 @@ from synthmed.pipeline.config import PipelineConfig, StageSpec, substitute
 from synthmed.pipeline.hashing import CACHE_FILE, HashCache, hash_input, reference_target, stage_key
 from synthmed.pipeline.registry import StageContext, StageDef, StageNotAvailable, get_stage
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.secrets import fingerprint_secrets, redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def run_pipeline(cfg: PipelineConfig, run_dir: str | Path | None = None, *, forc
         cfg.stage(name)  # raises on an unknown name
     check_pipeline(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(redact_secrets(cfg.model_dump(mode="json")), sort_keys=False))
     cache = HashCache(run_dir / STATE_DIR / CACHE_FILE)
     outputs = {s.name: str(run_dir / s.out_dir) for s in cfg.stages}
     tokens: dict[str, str] = {}
@@ -263,7 +264,7 @@ def _run_stage(cfg: PipelineConfig, index: int, spec: StageSpec, run_dir: Path, 
         raise ConfigError(f"stage '{spec.name}' reads from disabled stage(s) {', '.join(missing)}")
     settings = _effective_settings(spec, sdef, cfg)
     upstream = {r: tokens[r] for r in spec.references()}
-    hashed = dict(settings)
+    hashed = fingerprint_secrets(dict(settings))  # a new key or salt reruns the stage; the key never shows
     if sdef.auto_minutes and settings.get("minutes") == "auto":
         hashed["minutes"] = f"auto of {cfg.minutes}"
     inputs = _input_hashes(spec, sdef, settings, cache)

@@ -11,6 +11,7 @@ from typing import Any
 from synthmed.report import svg
 from synthmed.report.html import cards, display_width, fmt, img_tag, png_uri, table, trusted, with_ci
 from synthmed.report.rundata import RunData, StageInfo, location_group, read_json, read_rows, size_group
+from synthmed.utils.secrets import redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -667,7 +668,7 @@ def provenance_block(run: RunData) -> list[str]:
     )
     out.append(
         "<details><summary>Resolved pipeline config</summary><pre>"
-        + escape(yaml.safe_dump(rec.get("config"), sort_keys=False))
+        + escape(yaml.safe_dump(redact_secrets(rec.get("config")), sort_keys=False))  # older runs too
         + "</pre></details>"
     )
     return out

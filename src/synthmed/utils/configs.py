@@ -77,7 +77,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
 
 
 def dump_yaml(config: BaseModel, path: str | Path) -> None:
-    """Write a config as YAML (what produced an artifact, saved beside it)."""
+    """Write a config as YAML (what produced an artifact, saved beside it), secrets redacted."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    from synthmed.utils.secrets import redact_secrets
+
+    Path(path).write_text(yaml.safe_dump(redact_secrets(config.model_dump(mode="json")), sort_keys=False),
+                          encoding="utf-8")

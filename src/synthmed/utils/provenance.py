@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from synthmed.utils.secrets import redact_secrets
+
 _PACKAGES = ("synthmed", "torch", "diffusers", "transformers", "peft", "accelerate", "numpy", "scipy",
              "pillow", "nilearn")
 
@@ -81,13 +83,16 @@ def provenance(**extra: Any) -> dict[str, Any]:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    """Write JSON through a temporary file and a rename, so readers never see half a file.
+
+    Secrets are redacted first (:func:`synthmed.utils.secrets.redact_secrets`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            json.dump(redact_secrets(data), fh, indent=2, sort_keys=False, default=str)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:

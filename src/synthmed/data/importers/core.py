@@ -30,12 +30,12 @@ from synthmed.data.importers.pixels import prepare
 from synthmed.data.importers.registry import build_options, get_format
 from synthmed.data.windowing import Windowing, parse_windowing
 from synthmed.errors import ConfigError, DataError
+from synthmed.utils.secrets import redact_secrets
 
 logger = logging.getLogger(__name__)
 
 #: Provenance of the directory (see docs/data-format.md): every import run's config and result.
 RUN_LOG = "synthmed.json"
-_SECRET_OPTIONS = ("id_salt",)
 
 
 class _NameClash(DataError):
@@ -83,8 +83,7 @@ def import_dataset(format: str, src: str | Path, out: str | Path, *, size: int |
     _check_unique_names(items)
     config = {"format": format, "src": str(src.resolve()), "size": size,
               "windowing": asdict(win) if win else None, "bits": bits,
-              "options": {k: ("<redacted>" if k in _SECRET_OPTIONS and v else v)
-                          for k, v in asdict(opts).items()}}
+              "options": redact_secrets(asdict(opts))}
     _check_same_config(out, config)
     writer = DatasetWriter(out)
     report = ImportReport(format=format, out=str(out))
