@@ -198,3 +198,14 @@ def test_bad_inputs_name_the_problem(trained_localizer, lesion_dir, tmp_path):
     with pytest.raises(DataError, match="no rows in split 'holdout'"):
         predict_localization(LocalizePredictConfig(model=trained_localizer, data=lesion_dir, out=tmp_path / "o",
                                                    split="holdout"))
+
+
+def test_overwrite_keeps_the_users_files(lesion_dir, trained_localizer, tmp_path):
+    out = tmp_path / "m"
+    opts = {**TINY_TRAIN, "backbone": str(trained_localizer / "backbone"), "epochs": 1, "data": lesion_dir,
+            "out": out, "image_loss_weight": 0.0}
+    train_localizer(LocalizeTrainConfig.model_validate(opts))
+    (out / "notes.txt").write_text("my notes")
+    train_localizer(LocalizeTrainConfig.model_validate({**opts, "overwrite": True}))
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "decoders.safetensors").is_file()

@@ -30,6 +30,7 @@ from synthmed.findings.render import render_text
 from synthmed.findings.schema import findings_from_dict
 from synthmed.llm.api import close_client
 from synthmed.llm.cache import ReplyCache
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def _caption_batch(cap: object, inputs: list[CaptionInput], cache: ReplyCache | 
     return [r for r in results if r is not None]
 
 
+@writes_to(first_argument("root"))
 def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str = "brain_mri",
                     batch_size: int = 16, progress: bool = True, cache: bool | str | Path = True,
                     **options: object) -> CaptionSummary:

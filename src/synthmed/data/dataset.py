@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from synthmed.data.imageio import image_size, load_image, load_mask, save_png_atomic
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import DataError
+from synthmed.utils import outdir
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,11 @@ class ImageDataset:
 
 
 def _repair_torn_tail(meta: Path) -> None:
-    """Cut a last line that lacks its newline (a write interrupted by power loss)."""
+    """Mend a last line that lacks its newline.
+
+    A line that parses (a hand edit saved without a final newline) gets its newline; one that
+    does not (a write interrupted by power loss) is cut, with a warning.
+    """
     if not meta.exists() or meta.stat().st_size == 0:
         return
     with meta.open("rb+") as fh:
@@ -189,33 +194,67 @@ def _repair_torn_tail(meta: Path) -> None:
             return
         data = meta.read_bytes()
         cut = data.rfind(b"\n") + 1
-        logger.warning("%s: removing an incomplete last line (%d bytes) left by an interrupted write",
-                       meta, len(data) - cut)
-        fh.truncate(cut)
+        try:
+            DatasetRecord.model_validate(json.loads(data[cut:].decode("utf-8")))
+        except (ValueError, TypeError):  # JSONDecodeError, UnicodeDecodeError and ValidationError among them
+            logger.warning("%s: removing an incomplete last line (%d bytes) left by an interrupted write",
+                           meta, len(data) - cut)
+            fh.truncate(cut)
+        else:
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\n")
 
 
 class DatasetWriter:
     """Append images and rows to a dataset directory, crash-safely and resumably.
 
+    The writer holds the directory's write lock (:mod:`synthmed.utils.outdir`) until
+    :meth:`close` (or the end of a ``with`` block), so a second process writing the same
+    dataset stops with a clear error instead of doubling its rows.
+
     Args:
-        root: The dataset directory (created if missing).
+        root: The dataset directory: new, empty, or a synthmed dataset (``metadata.jsonl``).
+            A non-empty directory without one holds someone else's files and is refused.
         overwrite: Start from an empty ``metadata.jsonl`` (existing images are left and
             overwritten by name).
 
     Attributes:
         existing: file names already present, so a resumed job can skip them.
+
+    Raises:
+        DataError: ``root`` is a non-empty directory that is not a synthmed dataset.
+        ConfigError: another process is writing ``root``.
     """
 
     def __init__(self, root: str | Path, *, overwrite: bool = False):
         self.root = Path(root)
-        (self.root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         self.meta = self.root / METADATA_FILE
+        if self.root.is_dir() and not self.meta.exists() and not outdir.is_empty(self.root):
+            raise DataError("the directory is not empty and is not a synthmed dataset (it has no "
+                            f"{METADATA_FILE}); choose a new or empty directory", self.root)
+        self._lock = outdir.acquire(self.root)
+        (self.root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         if overwrite and self.meta.exists():
             self.meta.unlink()
+        self.meta.touch()  # marks the directory as a dataset from its first moment
         _repair_torn_tail(self.meta)
-        self.existing: set[str] = set()
-        if self.meta.exists():
-            self.existing = {r.file_name for r in read_records(self.root, check_files=False)}
+        self.existing = {r.file_name for r in read_records(self.root, check_files=False)}
+
+    def close(self) -> None:
+        """Give back the directory's write lock (idempotent)."""
+        if self._lock is not None:
+            outdir.release(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self.close()
 
     def has(self, name: str) -> bool:
         """Whether an image called ``name`` (e.g. "p001_s02.png") is already recorded."""

@@ -28,6 +28,7 @@ import numpy as np
 from synthmed.data.dataset import read_records, write_records
 from synthmed.data.records import SPLITS, DatasetRecord
 from synthmed.errors import ConfigError
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def _majority(values: list[Any]) -> str:
     return min(v for v, c in counts.items() if c == best)  # ties -> the first in sorted order
 
 
+@writes_to(first_argument("root"))
 def split_by_patient(root: str | Path, ratios: Sequence[float] | str = (0.8, 0.1, 0.1), seed: int = 0,
                      stratify_by: str | None = "label", *, keep_existing: bool = False) -> SplitReport:
     """Assign every row of a dataset to train/val/test by patient, and rewrite its metadata.

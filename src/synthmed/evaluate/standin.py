@@ -21,6 +21,7 @@ from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import BrainMRIFindings
+from synthmed.utils.outdir import first_argument, writes_to
 
 Requested = Literal["truth", "flip-hemisphere", "flip-presence", "shuffle"]
 REQUESTED_MODES: tuple[str, ...] = ("truth", "flip-hemisphere", "flip-presence", "shuffle")
@@ -39,6 +40,7 @@ def _flip_presence(f: BrainMRIFindings) -> BrainMRIFindings:
                             intensity="hyperintense")
 
 
+@writes_to(first_argument("root"))
 def set_requested(root: str | Path, requested: str = "truth", *, seed: int = 0) -> None:
     """Give every row of the phantom at ``root`` ``requested_findings`` derived from its true findings."""
     if requested not in REQUESTED_MODES:

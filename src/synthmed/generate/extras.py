@@ -31,6 +31,7 @@ from synthmed.errors import ConfigError, DataError
 from synthmed.generate.pipeline import load_pipeline, model_id
 from synthmed.generate.run import _to_array
 from synthmed.utils.device import resolve_device
+from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _writer_and_pipe(cfg: _Common, *, inpaint: bool = False):
     return DatasetWriter(cfg.out), pipe, device
 
 
+@writes_to(first_argument("cfg", "out"))
 def interpolate(cfg: InterpolationConfig) -> Path:
     """Generate ``num_points`` images along the line between two prompts' conditionings.
 
@@ -147,6 +149,7 @@ def _rgb01(path: Path) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
 
 
+@writes_to(first_argument("cfg", "out"))
 def inpaint(cfg: InpaintConfig) -> Path:
     """Paint ``cfg.prompt`` into each mask of ``cfg.masks`` on ``cfg.image``; one output per mask.
 

@@ -28,6 +28,7 @@ from synthmed.generate.pipeline import check_model_reference, load_pipeline, mod
 from synthmed.generate.prompts import PromptSpec, collect_prompts
 from synthmed.generate.schedulers import check_scheduler_name
 from synthmed.utils.device import resolve_device
+from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 
@@ -74,6 +75,7 @@ def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> d
     return fields
 
 
+@writes_to(first_argument("config", "out"))
 def generate(config: GenerateConfig) -> Path:
     """Generate ``n_per_prompt`` images per prompt into a dataset directory.
 

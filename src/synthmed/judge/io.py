@@ -40,6 +40,7 @@ from synthmed.errors import DataError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import outputs_to_findings
+from synthmed.utils import outdir
 from synthmed.utils.configs import format_validation_error
 from synthmed.utils.provenance import write_json_atomic
 
@@ -94,8 +95,7 @@ class FindingsJudge:
         """Write weights, config, real-test metrics and provenance to ``out``."""
         from safetensors.torch import save_file
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = outdir.make_locked(out)
         state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "arch": self.config.arch})
         write_json_atomic(out / CONFIG_FILE, self.config.model_dump(mode="json"))

@@ -36,6 +36,7 @@ from synthmed.judge.io import FindingsJudge
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import best_threshold, findings_targets, judge_loss, lesion_map_targets
 from synthmed.utils.device import resolve_device
+from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ def evaluate_judge(judge: FindingsJudge, ds: ImageDataset, records: list[Dataset
     return full_agreement(zip(preds, refs, strict=True), attrs)
 
 
+@writes_to(first_argument("cfg", "out"))
 def train_judge(cfg: JudgeTrainConfig, *, progress: bool = True) -> JudgeReport:
     """Train a findings judge on the real dataset ``cfg.data`` and save it to ``cfg.out``.
 

@@ -36,8 +36,10 @@ from synthmed.localize.backbone import CLIP_MEAN, CLIP_STD, ClipBackbone, defaul
 from synthmed.localize.data import load_items
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.localize.tokenizer import train_clip_tokenizer
+from synthmed.utils import outdir
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import fused_option
+from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 from synthmed.utils.training_state import (
@@ -131,6 +133,7 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, same: torch.Tensor, s
                   + torch.sum(-target.t() * F.log_softmax(logits.t(), 1), 1).mean())
 
 
+@writes_to(first_argument("cfg", "out"))
 def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     """Train the small CLIP on ``cfg.data`` and save it to ``cfg.out`` (resumable per epoch)."""
     from transformers import CLIPImageProcessor, CLIPTokenizer
@@ -142,7 +145,7 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     texts = _captions(items, cfg)
     normal, abnormal = prompt_ensemble()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    outdir.make_locked(out)
     tokenizer = train_clip_tokenizer(texts + normal + abnormal, vocab_size=cfg.vocab_size,
                                      max_length=cfg.max_text_length)
     device = resolve_device(cfg.device)

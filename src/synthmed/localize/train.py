@@ -18,7 +18,7 @@ from synthmed.errors import ConfigError, TrainingError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
 from synthmed.localize.config import LocalizeTrainConfig
 from synthmed.localize.data import LocalizeItem, load_items
-from synthmed.localize.localizer import Localizer, LocalizerConfig, save_localizer
+from synthmed.localize.localizer import CONFIG_FILE, WEIGHTS_FILE, Localizer, LocalizerConfig, save_localizer
 from synthmed.localize.losses import localization_loss
 from synthmed.localize.metrics import LocalizationMetrics, best_dice_threshold
 from synthmed.localize.model import (
@@ -33,6 +33,7 @@ from synthmed.localize.prompts import prompt_ensemble
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import decay_tail_factor, fused_option
+from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 from synthmed.utils.training_state import (
@@ -50,13 +51,13 @@ LEGACY_CHECKPOINT = "last.pt"  # pickled by earlier synthmed: never loaded
 BACKBONE_DIR = "backbone"
 
 
+#: What a localiser run writes in its ``--out``: all that ``--overwrite`` removes.
+_OWNED = (CHECKPOINT_DIR, BACKBONE_DIR, CONFIG_FILE, WEIGHTS_FILE, "synthmed.json", "train_config.yaml")
+
+
 def _prepare_out(cfg: LocalizeTrainConfig) -> Path:
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()) and not (cfg.resume or cfg.overwrite):
-        raise ConfigError(f"{out} is not empty; pass --resume to continue its run or --overwrite to discard it")
-    if cfg.overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, resume=bool(cfg.resume), overwrite=bool(cfg.overwrite), owned=_OWNED)
     return out
 
 
@@ -119,6 +120,7 @@ def _save_checkpoint(path: Path, decoders, opt, backbone: ClipBackbone, epoch: i
                         optimizer=opt, meta={"epoch": epoch, "step": step, "losses": losses})
 
 
+@writes_to(first_argument("cfg", "out"))
 def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     """Train the localiser on ``cfg.data`` and save a model directory to ``cfg.out``.
 

@@ -25,6 +25,7 @@ from synthmed.findings.parse import FindingsParseError
 from synthmed.llm.api import close_client
 from synthmed.llm.cache import ReplyCache
 from synthmed.paraphrase.base import CHECKABLE_MODALITIES, ParaphraseInput, check_paraphrase, get_paraphraser
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":")[0]
 
 
+@writes_to(first_argument("root"))
 def paraphrase_dataset(root: str | Path, paraphraser: str = "template", *, per_caption: int = 5,
                        modality: str = "brain_mri", batch_size: int = 16, append: bool = False,
                        progress: bool = True, cache: bool | str | Path = True,

@@ -29,6 +29,8 @@ from synthmed.errors import ConfigError, SynthmedError
 from synthmed.pipeline.config import PipelineConfig, StageSpec, substitute
 from synthmed.pipeline.hashing import CACHE_FILE, HashCache, hash_input, reference_target, stage_key
 from synthmed.pipeline.registry import StageContext, StageDef, StageNotAvailable, get_stage
+from synthmed.utils import outdir
+from synthmed.utils.outdir import writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.secrets import fingerprint_secrets, redact_secrets
 
@@ -209,6 +211,11 @@ def _looks_like_hub_id(value: str) -> bool:
 
 
 # -- run --------------------------------------------------------------------------------------------
+def _run_dir_of(cfg: PipelineConfig, run_dir: str | Path | None = None, **_: Any) -> str | Path | None:
+    return run_dir if run_dir is not None else cfg.out
+
+
+@writes_to(_run_dir_of)
 def run_pipeline(cfg: PipelineConfig, run_dir: str | Path | None = None, *, force: list[str] | tuple = (),
                  config_file: str | Path | None = None) -> RunResult:
     """Run ``cfg`` into ``run_dir`` (default ``cfg.out``), skipping stages whose key is unchanged.
@@ -229,7 +236,7 @@ def run_pipeline(cfg: PipelineConfig, run_dir: str | Path | None = None, *, forc
     for name in force:
         cfg.stage(name)  # raises on an unknown name
     check_pipeline(cfg, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    outdir.make_locked(run_dir)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(redact_secrets(cfg.model_dump(mode="json")), sort_keys=False))
     cache = HashCache(run_dir / STATE_DIR / CACHE_FILE)
     outputs = {s.name: str(run_dir / s.out_dir) for s in cfg.stages}

@@ -91,6 +91,7 @@ def import_dataset(format: str, src: str | Path, out: str | Path, *, size: int |
         _run(spec, opts, items, writer, report, win, bits, size, strict, progress)
     finally:
         _log_run(out, config, report)
+        writer.close()
     logger.debug(report.summary())  # the caller gets the report; the CLI prints it
     return report
 

@@ -46,6 +46,7 @@ from synthmed.errors import ConfigError
 from synthmed.findings.brain_regions import LOBE_REGIONS, lobe_for
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import HEMISPHERES, INTENSITIES, LOBES, SHAPES, SIZE_CATEGORIES, BrainMRIFindings
+from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ def _render_patient(args: tuple[PhantomConfig, _Patient]) -> list[_Slice]:
     return slices
 
 
+@writes_to(first_argument("cfg", "out"))
 def generate_phantom(cfg: PhantomConfig, *, progress: bool = True) -> Path:
     """Write the phantom benchmark to ``cfg.out`` and return the directory.
 

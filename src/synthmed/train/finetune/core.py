@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,6 +44,7 @@ from synthmed.train.ldm.randomness import EpochSampler, derive_seed, stage_key, 
 from synthmed.train.ldm.samples import make_grid, save_grid, to_unit
 from synthmed.train.ldm.unet import min_snr_weights
 from synthmed.utils.configs import dump_yaml
+from synthmed.utils.outdir import prepare_out_dir
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -208,24 +208,6 @@ def config_digest(cfg: FinetuneConfig, data_hash: str) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool, owned: tuple[str, ...]) -> None:
-    """Check (and with ``overwrite`` clear what a run owns in) the output directory."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: --out exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            for name in _OWNED + owned:
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-        elif not resume:
-            raise ConfigError(f"{out}: output directory is not empty; pass --resume to continue the run in it, "
-                              "--overwrite to start again, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def make_accelerator(cfg: FinetuneConfig):
     """An ``accelerate.Accelerator`` for the run (gloo data parallelism on multi-process CPU launches)."""
     from accelerate import Accelerator
@@ -285,7 +267,7 @@ def start(cfg: FinetuneConfig, owned: tuple[str, ...]):
     data_hash = hash_dataset(cfg.data)
     accelerator = make_accelerator(cfg)
     if accelerator.is_main_process:
-        prepare_out_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, owned=owned)
+        prepare_out_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, owned=_OWNED + owned)
         dump_yaml(cfg, cfg.out / "train_config.yaml")
     accelerator.wait_for_everyone()
     if cfg.tensorboard:

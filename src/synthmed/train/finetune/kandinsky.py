@@ -43,6 +43,7 @@ from synthmed.train.finetune.config import FinetuneConfig, FinetuneOptimConfig, 
 from synthmed.train.finetune.core import FinetuneRun, Validation, run_finetune, start, weight_dtype
 from synthmed.train.finetune.data import FinetuneData, LatentCache, cached_latents, load_finetune_data
 from synthmed.train.ldm.unet import choose_prompts
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ def _run_stage(cfg: KandinskyTrainConfig, which: str, out: Path, data: FinetuneD
     return out
 
 
+@writes_to(first_argument("config", "out"))
 def train_kandinsky(config: KandinskyTrainConfig) -> Path:
     """Fine-tune Kandinsky 2.2 with LoRA: one stage, or seed 001's decoder -> prior -> decoder.
 

@@ -34,6 +34,7 @@ from synthmed.train.finetune.config import FinetuneConfig, LoraSpec
 from synthmed.train.finetune.core import FinetuneRun, Validation, run_finetune, start
 from synthmed.train.finetune.data import cached_latents, load_finetune_data
 from synthmed.train.ldm.unet import choose_prompts
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Kandinsky3Trainable(torch.nn.Module):
                          encoder_attention_mask=mask, return_dict=False)[0]
 
 
+@writes_to(first_argument("config", "out"))
 def train_kandinsky3(config: Kandinsky3TrainConfig) -> Path:
     """Fine-tune a Kandinsky 3 pipeline's UNet with LoRA; returns ``config.out``.
 

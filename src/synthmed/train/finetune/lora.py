@@ -30,6 +30,7 @@ from synthmed.train.finetune.core import (
 from synthmed.train.finetune.data import FinetuneData, load_finetune_data
 from synthmed.train.finetune.families import get_family
 from synthmed.train.ldm.unet import choose_prompts
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def build_lora_run(cfg: LoraTrainConfig, accelerator, data: FinetuneData, family
                        item_rows=torch.arange(len(data)), prompts_fn=prompts_fn, export=export, validation=validation)
 
 
+@writes_to(first_argument("config", "out"))
 def train_lora(config: LoraTrainConfig) -> Path:
     """Fine-tune an SD 1.5 / SDXL pipeline with LoRA and save ``pytorch_lora_weights.safetensors``.
 

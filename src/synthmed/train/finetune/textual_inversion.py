@@ -32,6 +32,7 @@ from synthmed.train.finetune.core import DenoiseTrainable, FinetuneRun, Validati
 from synthmed.train.finetune.data import FinetuneData, load_finetune_data
 from synthmed.train.finetune.families import get_family
 from synthmed.train.finetune.lora import family_pipeline, load_frozen_parts
+from synthmed.utils.outdir import first_argument, writes_to
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def _export(cfg: TextualInversionConfig, family, module: DenoiseTrainable, slice
     return {"embedding_files": files, "tokens": {c.token: c.num_vectors for c in cfg.concepts}}
 
 
+@writes_to(first_argument("config", "out"))
 def train_textual_inversion(config: TextualInversionConfig) -> Path:
     """Learn one embedding (N vectors) per concept on a frozen SD 1.5 / SDXL pipeline.
 

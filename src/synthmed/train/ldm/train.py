@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from synthmed.errors import ConfigError
 from synthmed.models.ldm import build_autoencoder, build_noise_scheduler, build_unet, save_pipeline
 from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
 from synthmed.train.ldm.autoencoder import (
@@ -45,6 +43,7 @@ from synthmed.train.ldm.randomness import derive_seed
 from synthmed.train.ldm.samples import reconstruction_grid, save_grid, text_to_image_grid
 from synthmed.train.ldm.unet import make_unet_loss_fn
 from synthmed.utils.configs import dump_yaml
+from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -75,20 +74,7 @@ def _digest(cfg: LDMTrainConfig, stage: StageConfig, data_hash: str) -> str:
 
 def _prepare_out_dir(out: Path, cfg: LDMTrainConfig) -> dict:
     """Check (and with ``overwrite`` clear) the output directory; return the saved stage state."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: --out exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if cfg.overwrite:
-            for name in _OWNED:
-                p = out / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-        elif not cfg.resume:
-            raise ConfigError(f"{out}: output directory is not empty; pass --resume to continue the run in it, "
-                              "--overwrite to start again, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, resume=cfg.resume, overwrite=cfg.overwrite, owned=_OWNED)
     state_path = out / STATE_FILE
     return json.loads(state_path.read_text()) if cfg.resume and state_path.is_file() else {}
 
@@ -147,6 +133,7 @@ def _sample_prompts(data: TrainingData, n: int) -> tuple[list[str], torch.Tensor
     return [data.captions[i][0] for i in idx], data.images[idx]
 
 
+@writes_to(first_argument("config", "out"))
 def train_ldm(config: LDMTrainConfig) -> Path:
     """Train a text-conditioned latent diffusion model from scratch and save a diffusers pipeline.
 
