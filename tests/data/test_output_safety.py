@@ -105,3 +105,24 @@ def test_overwrite_removes_only_what_synthmed_wrote(tmp_path):
         outdir.prepare_out_dir(out, resume=False, overwrite=False, owned=("checkpoints", "synthmed.json"))
     outdir.prepare_out_dir(out, resume=False, overwrite=True, owned=("checkpoints", "synthmed.json"))
     assert sorted(p.name for p in out.iterdir()) == [".synthmed", "my-folder", "notes.txt"]  # .synthmed: the lock
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_respect_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    from synthmed.data import write_records
+    from synthmed.utils.provenance import write_json_atomic
+
+    old = os.umask(umask)
+    try:
+        with DatasetWriter(tmp_path / "ds") as w:
+            w.add("a.png", _img(), mask=np.zeros((6, 6), bool))
+        write_records(tmp_path / "ds", read_records(tmp_path / "ds"))  # what caption does to metadata.jsonl
+        write_json_atomic(tmp_path / "ds" / "synthmed.json", {"x": 1})
+    finally:
+        os.umask(old)
+    for name in ("metadata.jsonl", "images/a.png", "masks/a.png", "synthmed.json"):
+        mode = stat.S_IMODE((tmp_path / "ds" / name).stat().st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))

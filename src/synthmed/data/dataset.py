@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from synthmed.data.imageio import image_size, load_image, load_mask, save_png_at
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import DataError
 from synthmed.utils import outdir
+from synthmed.utils.tmpfiles import mkstemp_for
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class DatasetWriter:
 
     def _append(self, line: str) -> None:
         data = line.encode("utf-8")
-        fd = os.open(self.meta, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.meta, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             written = os.write(fd, data)
             if written != len(data):  # pragma: no cover - only on a full disk
@@ -306,7 +306,7 @@ class DatasetWriter:
 def write_records(root: str | Path, records: Iterable[DatasetRecord]) -> None:
     """Replace ``root/metadata.jsonl`` atomically with ``records`` (images are untouched)."""
     root = Path(root)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-metadata-", suffix=".jsonl")
+    fd, tmp = mkstemp_for(root, prefix=".tmp-metadata-", suffix=".jsonl")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for rec in records:

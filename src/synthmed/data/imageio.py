@@ -8,13 +8,13 @@ Masks are stored as 8-bit PNGs with lesion = 255 and read back as ``bool`` array
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from synthmed.errors import DataError
+from synthmed.utils.tmpfiles import mkstemp_for
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -84,7 +84,7 @@ def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
     """Write a PNG so that ``path`` either does not exist or holds the complete image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    fd, tmp = mkstemp_for(path.parent, suffix=".png")
     try:
         with os.fdopen(fd, "wb") as fh:
             to_pil(array).save(fh, format="PNG")

@@ -14,13 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from synthmed.data.dataset import ImageDataset
 from synthmed.features.base import ExtractedFeatures, FeatureExtractor
 from synthmed.utils.provenance import hash_dataset
+from synthmed.utils.tmpfiles import mkstemp_for
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _save(path: Path, feats: ExtractedFeatures, meta: dict[str, str]) -> None:
     tensors = {"features": feats.features.contiguous()}
     if feats.logits is not None:
         tensors["logits"] = feats.logits.contiguous()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    fd, tmp = mkstemp_for(path.parent, suffix=".safetensors")
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from synthmed.features import paths
 from synthmed.features import preprocess as pp
 from synthmed.features.base import FeatureExtractor
 from synthmed.features.inception_net import FIDInceptionV3
+from synthmed.utils.tmpfiles import mkstemp_for
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def download_inception_weights(dest_dir: Path | None = None, timeout: float = 60
     errors = []
     for name, url in WEIGHT_URLS.items():
         logger.info("downloading %s", url)
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".tmp-", suffix=".pth")
+        fd, tmp = mkstemp_for(dest_dir, suffix=".pth")
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp, open(fd, "wb") as fh:
                 shutil.copyfileobj(resp, fh)

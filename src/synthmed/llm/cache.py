@@ -88,7 +88,7 @@ class ReplyCache:
                     fh.seek(-1, os.SEEK_END)
                     if fh.read(1) != b"\n":
                         line = "\n" + line
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
                 os.write(fd, line.encode("utf-8"))
                 os.fsync(fd)

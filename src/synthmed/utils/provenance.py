@@ -11,12 +11,12 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from synthmed.utils.secrets import redact_secrets
+from synthmed.utils.tmpfiles import mkstemp_for
 
 _PACKAGES = ("synthmed", "torch", "diffusers", "transformers", "peft", "accelerate", "numpy", "scipy",
              "pillow", "nilearn")
@@ -89,7 +89,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    fd, tmp = mkstemp_for(path.parent, suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(redact_secrets(data), fh, indent=2, sort_keys=False, default=str)
