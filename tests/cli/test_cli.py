@@ -77,3 +77,19 @@ def test_messages_with_brackets_survive_the_console(capsys):
     captured = capsys.readouterr()
     assert "pip install 'synthmed[vlm]'; YAML said [x ..." in captured.err
     assert "hf[/]: 3 missing" in captured.out
+
+
+def test_an_os_error_is_one_line_naming_the_path(tmp_path):
+    import errno
+
+    from synthmed.cli.main import os_error_message
+
+    (tmp_path / "a-file").write_text("x")
+    proc = subprocess.run([sys.executable, "-m", "synthmed.cli.main", "data", "phantom", "--out",
+                           str(tmp_path / "a-file" / "out"), "--n", "4", "--size", "32", "--workers", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "a-file" in proc.stderr and "Not a directory" in proc.stderr
+    full = os_error_message(OSError(errno.ENOSPC, "No space left on device", "/runs/x/images/a.png"))
+    assert full == "/runs/x/images/a.png: No space left on device; free some space or choose another --out; " \
+                   "rerun the same command to resume"

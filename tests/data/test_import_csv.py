@@ -107,3 +107,9 @@ def test_rows_naming_missing_or_corrupt_images_are_skipped_or_fail_when_strict(m
     assert "line 9: row's image 'broken.jpg' is not readable" in report.skipped[1].reason
     with pytest.raises(DataError, match=r"prompt-gt.csv, line 8: row names image 'missing.jpg'"):
         import_dataset("csv", medvqa / "prompt-gt.csv", tmp_path / "strict", strict=True, progress=False)
+
+
+def test_a_csv_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    (tmp_path / "pairs.csv").write_bytes(b"image,text\na.png,caf\xe9 au lait\n")  # Latin-1, not UTF-8
+    with pytest.raises(DataError, match=r"pairs.csv, line 2: not UTF-8 text \(byte 0xe9"):
+        import_dataset("csv", tmp_path / "pairs.csv", tmp_path / "out", progress=False)

@@ -113,3 +113,19 @@ def test_imported_dataset_opens_with_hf_imagefolder(tmp_path):
     row = ds[0]
     assert row["image"].size == (16, 16) and row["label"] in CLASSES
     assert row["findings"]["modality"] == "brain_mri"
+
+
+def test_an_image_too_large_to_decode_is_skipped_and_reported(tmp_path, monkeypatch):
+    from synthmed.data.imageio import image_size, load_image
+
+    src = _kaggle(tmp_path / "kaggle", per_class=1)
+    bomb = src / "Training" / "glioma" / "Tr-gl_bomb.png"
+    Image.fromarray(np.zeros((60, 60), np.uint8)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 60 x 60 > 2 x 1000: PIL refuses it as a bomb
+    with pytest.raises(DataError, match="too large to decode safely"):
+        load_image(bomb)
+    with pytest.raises(DataError, match="too large to decode safely"):
+        image_size(bomb)
+    report = import_dataset("folder", src, tmp_path / "out", progress=False)
+    assert report.written == 8 and len(report.skipped) == 1 and "Tr-gl_bomb.png" in report.skipped[0].source
+    assert "too large" in report.skipped[0].reason

@@ -7,6 +7,7 @@ red line and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -81,6 +82,26 @@ def run() -> None:
     except SynthmedError as err:
         console.error(str(err))
         sys.exit(2)
+    except OSError as err:  # a read-only or full disk, a missing permission: the path and what to do
+        console.error(os_error_message(err))
+        sys.exit(1)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or choose another --out; rerun the same command to resume",
+    errno.EDQUOT: "free some space or choose another --out; rerun the same command to resume",
+    errno.EACCES: "check the permissions, or choose another --out",
+    errno.EPERM: "check the permissions, or choose another --out",
+    errno.EROFS: "the file system is read-only; choose another --out",
+}
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    what = err.strerror or str(err)
+    hint = _OS_HINTS.get(err.errno or 0)
+    return f"{where}{what}" + (f"; {hint}" if hint else "")
 
 
 if __name__ == "__main__":  # pragma: no cover

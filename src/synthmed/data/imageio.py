@@ -16,6 +16,9 @@ from PIL import Image, UnidentifiedImageError
 from synthmed.errors import DataError
 from synthmed.utils.tmpfiles import mkstemp_for
 
+_TOO_LARGE = ("image too large to decode safely ({err}); scans are far smaller, so this is likely a corrupt or "
+              "hostile file; resize it, or raise PIL.Image.MAX_IMAGE_PIXELS if it is genuine")
+
 
 def load_image(path: str | Path) -> np.ndarray:
     """Load an image as an array: (H, W) uint8/uint16 for grayscale, (H, W, 3) uint8 for colour.
@@ -43,6 +46,8 @@ def load_image(path: str | Path) -> np.ndarray:
             if mode in ("1", "P", "LA"):
                 return np.asarray(img.convert("L"), dtype=np.uint8).copy()
             return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except Image.DecompressionBombError as err:
+        raise DataError(_TOO_LARGE.format(err=err), path) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"not a readable image ({err})", path) from err
 
@@ -63,6 +68,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return img.size
     except FileNotFoundError as err:
         raise DataError("image file not found", path) from err
+    except Image.DecompressionBombError as err:
+        raise DataError(_TOO_LARGE.format(err=err), path) from err
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"not a readable image ({err})", path) from err
 

@@ -90,14 +90,20 @@ def discover(src: Path, options: CsvOptions) -> list[SourceItem]:
         src = src / "prompt-gt.csv"
     if not src.is_file():
         raise DataError("expected a CSV file (or a folder with prompt-gt.csv)", src)
-    with src.open("r", encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline()
-        if not first.strip():
-            raise DataError("the CSV is empty; expected a header such as image,text or Prompt;Filename",
-                            src, 1)
-        delimiter = options.delimiter or max(",;\t", key=first.count)
-        fh.seek(0)
-        rows = list(csv.reader(fh, delimiter=delimiter))
+    try:
+        with src.open("r", encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline()
+            if not first.strip():
+                raise DataError("the CSV is empty; expected a header such as image,text or Prompt;Filename",
+                                src, 1)
+            delimiter = options.delimiter or max(",;\t", key=first.count)
+            fh.seek(0)
+            rows = list(csv.reader(fh, delimiter=delimiter))
+    except UnicodeDecodeError as err:
+        raw = src.read_bytes()
+        line = raw[:err.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} cannot be decoded); save the CSV as UTF-8",
+                        src, line) from err
     header = rows[0]
     medvqa = tuple(h.strip().lower() for h in header) == MEDVQA_HEADER
     image_col = _find_column(header, options.image_column, IMAGE_COLUMNS, "image", src)
