@@ -44,3 +44,16 @@ class TrainingError(SynthmedError):
 
 class CheckpointError(SynthmedError):
     """A checkpoint cannot be used (incomplete, unreadable, or written by a different configuration)."""
+
+
+class CaptionError(SynthmedError):
+    """No row of a dataset could be captioned (each row's reason is kept in its ``caption_error``).
+
+    Args:
+        message: What failed, with the first row's reason.
+        summary: The run's ``CaptionSummary`` (counts and every row's error).
+    """
+
+    def __init__(self, message: str, summary: object = None):
+        self.summary = summary
+        super().__init__(message)

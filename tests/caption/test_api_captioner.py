@@ -13,7 +13,7 @@ import pytest
 from synthmed.caption import caption_dataset
 from synthmed.caption.api import APICaptioner
 from synthmed.data import read_records
-from synthmed.errors import ConfigError
+from synthmed.errors import CaptionError, ConfigError
 from synthmed.findings import BrainMRIFindings
 from synthmed.llm.api import ChatClient, _parse_retry_after
 from synthmed.testing.chat_server import ChatServer, Reply, findings_table, image_key
@@ -86,9 +86,10 @@ def test_exhausted_retries_fail_without_leaking_the_key_and_are_not_cached(small
         return Reply(status=503, body=json.dumps({"error": f"overloaded; you sent {req.headers['Authorization']}"}))
 
     with ChatServer(answer) as srv:
-        s = caption_dataset(small_dir, "api:m", base_url=srv.base_url, max_retries=2, progress=False, **FAST)
+        with pytest.raises(CaptionError, match="none of the 4 rows") as caught:  # nothing succeeded: an error
+            caption_dataset(small_dir, "api:m", base_url=srv.base_url, max_retries=2, progress=False, **FAST)
         assert len(srv.requests) == 4 * 3
-    assert s.failed == 4 and s.captioned == 0
+    assert caught.value.summary.failed == 4 and api_key not in str(caught.value)
     rec = read_records(small_dir)[0]
     assert "giving up after 3 attempts" in rec.caption_error and "HTTP 503" in rec.caption_error
     assert "Bearer ***" in rec.caption_error and api_key not in _everything_written(small_dir)
@@ -115,18 +116,18 @@ def test_wrong_schema_is_sent_back_for_repair_then_recorded_unparseable(small_di
         return Reply("The image shows a tumour.")
 
     before = read_records(small_dir)
-    with ChatServer(never) as srv:
-        s = caption_dataset(small_dir, "api:other", base_url=srv.base_url, progress=False, max_parse_retries=2,
-                            **FAST)
-    assert s.failed == 4 and len(srv.requests) == 4 * 3
+    with ChatServer(never) as srv, pytest.raises(CaptionError, match="none of the 4 rows") as caught:
+        caption_dataset(small_dir, "api:other", base_url=srv.base_url, progress=False, max_parse_retries=2, **FAST)
+    assert caught.value.summary.failed == 4 and len(srv.requests) == 4 * 3
     after = read_records(small_dir)
     assert [r.findings for r in after] == [r.findings for r in before]
     rec = after[0]
     assert rec.caption_error.startswith("unparseable reply after 3 attempts: the reply contains no JSON object")
     assert rec.model_extra["caption_raw"].count("The image shows a tumour.") == 3
     with ChatServer(never) as srv:  # unparseable replies are cached: a rerun does not pay again
-        s = caption_dataset(small_dir, "api:other", base_url=srv.base_url, progress=False, **FAST)
-        assert s.cached == 4 and not srv.requests
+        with pytest.raises(CaptionError) as caught:
+            caption_dataset(small_dir, "api:other", base_url=srv.base_url, progress=False, **FAST)
+        assert caught.value.summary.cached == 4 and not srv.requests
 
 
 def test_server_without_structured_output_gets_plain_requests(small_dir, api_key):

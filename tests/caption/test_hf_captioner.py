@@ -7,7 +7,7 @@ import pytest
 from synthmed.caption import caption_dataset, get_captioner
 from synthmed.caption.hf import HFCaptioner
 from synthmed.data import read_records
-from synthmed.errors import ConfigError
+from synthmed.errors import CaptionError, ConfigError
 from synthmed.testing.vlm import write_tiny_llava
 
 
@@ -18,7 +18,9 @@ def tiny_llava(tmp_path_factory):
 
 def test_tiny_vlm_end_to_end_records_gibberish_as_unparseable(tiny_llava, small_dir, monkeypatch):
     before = read_records(small_dir)
-    s = caption_dataset(small_dir, f"hf:{tiny_llava}", batch_size=3, progress=False, max_new_tokens=12)
+    with pytest.raises(CaptionError, match="none of the 4 rows") as caught:
+        caption_dataset(small_dir, f"hf:{tiny_llava}", batch_size=3, progress=False, max_new_tokens=12)
+    s = caught.value.summary
     assert s.rows == 4 and s.failed == 4 and s.captioned == 0
     after = read_records(small_dir)
     assert [r.findings for r in after] == [r.findings for r in before]  # never a default finding
@@ -28,8 +30,9 @@ def test_tiny_vlm_end_to_end_records_gibberish_as_unparseable(tiny_llava, small_
         assert raw and "--- retry ---" in raw
     # A rerun is answered from the cache: the model is not even loaded.
     monkeypatch.setattr(HFCaptioner, "load", lambda self: pytest.fail("model loaded despite the cache"))
-    s = caption_dataset(small_dir, f"hf:{tiny_llava}", batch_size=3, progress=False, max_new_tokens=12)
-    assert s.cached == 4
+    with pytest.raises(CaptionError) as caught:
+        caption_dataset(small_dir, f"hf:{tiny_llava}", batch_size=3, progress=False, max_new_tokens=12)
+    assert caught.value.summary.cached == 4
 
 
 def test_batches_and_single_images_agree(tiny_llava, small_dir):

@@ -5,7 +5,7 @@ import pytest
 
 from synthmed.caption import CaptionInput, MaskCaptioner, caption_dataset, get_captioner
 from synthmed.data import ImageDataset, read_records
-from synthmed.errors import ConfigError
+from synthmed.errors import CaptionError, ConfigError
 from synthmed.evaluate import attribute_agreement
 
 
@@ -65,8 +65,21 @@ def test_rows_without_a_mask_are_errors_not_healthy(tmp_path):
     w = DatasetWriter(tmp_path)
     known = BrainMRIFindings(tumor_present=True, tumor_type="glioma")
     w.add("a.png", np.full((32, 32), 100, np.uint8), findings=known, text="glioma")
-    s = caption_dataset(tmp_path, "mask", progress=False)
-    assert s.captioned == 0 and s.failed == 1
+    with pytest.raises(CaptionError, match="none of the 1 rows could be captioned.*a.png': no mask") as caught:
+        caption_dataset(tmp_path, "mask", progress=False)
+    assert caught.value.summary.captioned == 0 and caught.value.summary.failed == 1
     rec = ImageDataset(tmp_path).records[0]
     assert rec.findings == known and rec.text == "glioma"  # kept, never replaced by a default
     assert "no mask" in rec.caption_error
+
+
+def test_findings_out_of_range_are_a_readable_error_without_pydantic_footer():
+    # A mask covering most of a 64-px image at 8 mm per pixel: a "lesion" over 300 mm across.
+    yy, xx = np.mgrid[0:64, 0:64]
+    image = np.where((xx - 32) ** 2 / 30**2 + (yy - 32) ** 2 / 31**2 <= 1, 120, 5).astype(np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[4:60, 4:60] = True
+    res = MaskCaptioner().caption([CaptionInput("big.png", image, mask, 8.0, "brain_mri")])[0]
+    assert res.findings is None
+    assert res.error.startswith("field 'size_mm': Input should be less than or equal to 300")
+    assert "pydantic" not in res.error and "http" not in res.error

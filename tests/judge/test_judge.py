@@ -147,3 +147,17 @@ def test_lesion_map_resolution_follows_map_stride_and_trains_on_its_targets(stri
     assert net.lesion.weight.grad is not None and float(net.lesion.weight.grad.abs().sum()) > 0
     with pytest.raises(ValidationError):
         JudgeNetConfig(map_stride=8)
+
+
+def test_judge_refuses_a_train_split_of_one_class(tmp_path, phantom_dir):
+    import shutil
+
+    from synthmed.data.dataset import read_records, write_records
+
+    root = tmp_path / "healthy"
+    shutil.copytree(phantom_dir, root)
+    write_records(root, [r.model_copy(update={"findings": NONE, "original_findings": None})
+                         for r in read_records(root)])
+    with pytest.raises(DataError, match="'train' rows is healthy"):
+        train_judge(JudgeTrainConfig(data=root, out=tmp_path / "j", preset="quick"), progress=False)
+    assert not (tmp_path / "j").exists()

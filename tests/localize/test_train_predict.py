@@ -195,6 +195,13 @@ def test_bad_inputs_name_the_problem(trained_localizer, lesion_dir, tmp_path):
     with pytest.raises(DataError, match="mask 'masks/img001.png' is 16x16"):
         train_localizer(LocalizeTrainConfig.model_validate({**TINY_TRAIN, "data": bad, "out": tmp_path / "x"}))
     assert not (tmp_path / "x").exists()  # checked before any model is built
+    healthy = tmp_path / "healthy"
+    shutil.copytree(lesion_dir, healthy)
+    for mask in (healthy / "masks").glob("*.png"):
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(mask)
+    with pytest.raises(DataError, match="every mask of split 'train' is empty"):
+        train_localizer(LocalizeTrainConfig.model_validate({**TINY_TRAIN, "data": healthy, "out": tmp_path / "h"}))
+    assert not (tmp_path / "h").exists()
     with pytest.raises(DataError, match="no rows in split 'holdout'"):
         predict_localization(LocalizePredictConfig(model=trained_localizer, data=lesion_dir, out=tmp_path / "o",
                                                    split="holdout"))

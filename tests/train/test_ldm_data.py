@@ -53,3 +53,31 @@ def test_masks_are_loaded_when_every_row_has_one(phantom_dir):
 
 def test_no_masks_without_mask_files(disc_data):
     assert load_training_data(disc_data, resolution=16).masks is None
+
+
+def test_grey_files_stored_as_rgba_train_a_grayscale_model_with_a_warning(tmp_path, caplog):
+    import numpy as np
+    from PIL import Image
+
+    root = write_disc_dataset(tmp_path / "d", n=4)
+    first = root / "images" / sorted(p.name for p in (root / "images").iterdir())[0]
+    grey = np.array(Image.open(first))
+    Image.fromarray(np.dstack([grey, grey, grey, np.full_like(grey, 255)]), "RGBA").save(first)
+    plain = load_training_data(write_disc_dataset(tmp_path / "plain", n=4), resolution=16)
+    with caplog.at_level("WARNING"):
+        data = load_training_data(root, resolution=16)
+    assert data.images.shape[1] == 1 and "stored as RGB/RGBA but hold grey values" in caplog.text
+    assert np.array_equal(data.images.numpy(), plain.images.numpy())  # the same pixels as the grey file
+
+
+def test_colour_images_mixed_with_grayscale_are_refused(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = write_disc_dataset(tmp_path / "d", n=4)
+    first = root / "images" / sorted(p.name for p in (root / "images").iterdir())[0]
+    grey = np.array(Image.open(first))
+    Image.fromarray(np.dstack([grey, grey // 2, grey // 3])).save(first)
+    expected = rf"1 images are in colour \(first: 'images/{first.name}'\) but 3 are grayscale"
+    with pytest.raises(DataError, match=expected):
+        load_training_data(root, resolution=16)

@@ -32,6 +32,7 @@ from synthmed.caption.brain_geometry import TYPICAL_BRAIN_LENGTH_MM, BrainFrame,
 from synthmed.data.imageio import to_float01
 from synthmed.findings.brain_regions import hemisphere_for, lobe_for
 from synthmed.findings.schema import BrainMRIFindings, GenericFindings
+from synthmed.utils.configs import error_text
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class MaskCaptioner:
             return CaptionResult(item.key, GenericFindings(abnormal=present), raw=None)
         try:
             findings, raw = self._brain(item)
-        except ValueError as err:
-            return CaptionResult(item.key, None, raw=None, error=str(err))
+        except ValueError as err:  # findings out of range among them, e.g. a mask that covers the whole image
+            return CaptionResult(item.key, None, raw=None, error=error_text(err, subject="findings"))
         return CaptionResult(item.key, findings, raw=raw)
 
     def _brain(self, item: CaptionInput) -> tuple[BrainMRIFindings, str]:

@@ -35,6 +35,10 @@ from synthmed.findings.schema import (
     findings_from_dict,
 )
 from synthmed.llm.replies import ReplyFormatError, extract_json_object
+from synthmed.utils.configs import error_text
+
+#: Location parts pydantic adds for the members of a findings union.
+_UNION_TAGS = ("BrainMRI", "GIEndo", "Generic", "brain_mri", "gi_", "generic")
 
 AnyFindings = BrainMRIFindings | GIEndoscopyFindings | GenericFindings
 
@@ -235,11 +239,4 @@ def findings_from_reply(text: str, modality: str) -> AnyFindings:
 
 
 def _validation_message(err: Exception) -> str:
-    if isinstance(err, ValidationError):
-        parts = []
-        for e in err.errors():
-            loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(("BrainMRI", "GIEndo", "Generic",
-                                                                                 "brain_mri", "gi_", "generic")))
-            parts.append(f"{loc or 'findings'}: {e['msg']}")
-        return "invalid findings: " + "; ".join(parts)
-    return f"invalid findings: {err}"
+    return "invalid findings: " + error_text(err, subject="findings", hide=_UNION_TAGS)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from synthmed.caption.base import CaptionInput, CaptionResult, get_captioner
 from synthmed.data.dataset import ImageDataset, write_records
 from synthmed.data.records import DatasetRecord
+from synthmed.errors import CaptionError
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import findings_from_dict
 from synthmed.llm.api import close_client
@@ -131,6 +132,10 @@ def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str 
         bar.close()
         close_client(cap)
     write_records(root, out)
+    if summary.failed and not summary.captioned:
+        name, why = next(iter(summary.errors.items()))
+        raise CaptionError(f"{root}: none of the {summary.rows} rows could be captioned with '{captioner}' "
+                           f"(first, {name!r}: {why[:300]}); each row's reason is in its caption_error", summary)
     if summary.failed:
         logger.warning("%d of %d rows could not be captioned (see caption_error in the metadata)",
                        summary.failed, summary.rows)

@@ -31,6 +31,7 @@ from synthmed.data.imageio import image_size, load_image, load_mask, save_png_at
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import DataError
 from synthmed.utils import outdir
+from synthmed.utils.configs import format_validation_error
 from synthmed.utils.tmpfiles import mkstemp_for
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,6 @@ def _check_image_name(name: str) -> None:
                         f"{safe_image_name(name[:-4])!r})")
 
 
-def _format_validation_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "row"
-        parts.append(f"field '{loc}': {e['msg']}")
-    return "; ".join(parts)
-
-
 def read_records(root: str | Path, *, check_files: bool = True) -> list[DatasetRecord]:
     """Read and validate every row of ``root/metadata.jsonl``.
 
@@ -114,7 +107,7 @@ def read_records(root: str | Path, *, check_files: bool = True) -> list[DatasetR
             try:
                 rec = DatasetRecord.model_validate(obj)
             except ValidationError as err:
-                raise DataError(_format_validation_error(err), meta, lineno) from err
+                raise DataError(format_validation_error(err, subject="row"), meta, lineno) from err
             if rec.file_name in seen:
                 raise DataError(f"duplicate file_name {rec.file_name!r} (first on line {seen[rec.file_name]})",
                                 meta, lineno)

@@ -45,6 +45,7 @@ from synthmed.evaluate.fidelity import (
     kid_subsets,
     membership,
 )
+from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ def _config(cfg: FidelityConfig | dict[str, Any]) -> FidelityConfig:
     try:
         return FidelityConfig(**cfg)
     except ValidationError as err:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"invalid fidelity options: {msgs}") from err
+        raise ConfigError(f"invalid fidelity options: {format_validation_error(err)}") from err
 
 
 def _metric(value: float, ci: list[float] | None, **extra: Any) -> dict[str, Any]:

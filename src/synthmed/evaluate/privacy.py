@@ -35,6 +35,7 @@ from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.feature_options import FeatureExtractorOptions
+from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +146,7 @@ def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> dict[str, Any]:
         try:
             cfg = PrivacyConfig(**cfg)
         except ValidationError as err:
-            msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise ConfigError(f"invalid privacy options: {msgs}") from err
+            raise ConfigError(f"invalid privacy options: {format_validation_error(err)}") from err
     train_ds, fake_ds = ImageDataset(cfg.train), ImageDataset(cfg.fake)
     test_ds = ImageDataset(cfg.test) if cfg.test is not None else None
     train_rows, ref_ds, ref_rows, ref_desc = _reference_split(train_ds, test_ds)

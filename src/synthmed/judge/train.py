@@ -185,6 +185,16 @@ def _split_records(ds: ImageDataset, max_train: int | None, seed: int) -> dict[s
     return splits
 
 
+def _require_both_classes(ds: ImageDataset, records: list[DatasetRecord], reference: str) -> None:
+    """Refuse a train split that is all healthy or all tumour: its test accuracy would mean nothing."""
+    present = {reference_findings(r, reference, ds.root / "metadata.jsonl").tumor_present for r in records}
+    if len(present) < 2:
+        kind = "tumour" if present == {True} else "healthy"
+        raise DataError(f"every one of the {len(records)} 'train' rows is {kind}; the judge needs both healthy "
+                        "and tumour images to learn presence (and any accuracy it reported would be trivial)",
+                        ds.root / "metadata.jsonl")
+
+
 def _targets(ds: ImageDataset, records: list[DatasetRecord], net: JudgeNetConfig, reference: str
              ) -> dict[str, torch.Tensor]:
     meta = ds.root / "metadata.jsonl"
@@ -223,6 +233,7 @@ def train_judge(cfg: JudgeTrainConfig, *, progress: bool = True) -> JudgeReport:
     try:
         ds = ImageDataset(cfg.data)
         splits = _split_records(ds, cfg.max_train, cfg.seed)
+        _require_both_classes(ds, splits["train"], cfg.reference)
         logger.info("judge: %d train, %d val, %d test images at %d px", len(splits["train"]), len(splits["val"]),
                     len(splits["test"]), net_cfg.image_size)
         images = {s: load_images(ds, recs, net_cfg.image_size, progress=progress, desc=f"load {s}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthmed.classify.augment import AugmentConfig, augment_batch
-from synthmed.errors import ConfigError, TrainingError
+from synthmed.errors import ConfigError, DataError, TrainingError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
 from synthmed.localize.config import LocalizeTrainConfig
 from synthmed.localize.data import LocalizeItem, load_items
@@ -120,6 +120,14 @@ def _save_checkpoint(path: Path, decoders, opt, backbone: ClipBackbone, epoch: i
                         optimizer=opt, meta={"epoch": epoch, "step": step, "losses": losses})
 
 
+def _require_lesions(items: list[LocalizeItem], cfg: LocalizeTrainConfig) -> None:
+    """Refuse a split whose every mask is empty: a localiser learnt from it would only ever say "healthy"."""
+    if not any(it.mask is not None and bool(np.any(it.mask)) for it in items):
+        raise DataError(f"every mask of split {cfg.train_split!r} is empty ({len(items)} healthy images, no lesion "
+                        "pixel); the localiser needs images with lesions to learn from",
+                        Path(cfg.data) / "metadata.jsonl")
+
+
 @writes_to(first_argument("cfg", "out"))
 def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     """Train the localiser on ``cfg.data`` and save a model directory to ``cfg.out``.
@@ -131,6 +139,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     items = load_items(cfg.data, cfg.train_split, need_masks=True)  # check data before loading any model
+    _require_lesions(items, cfg)
     out = _prepare_out(cfg)
     dump_yaml(cfg, out / "train_config.yaml")
     backbone, backbone_name = _backbone(cfg, out)

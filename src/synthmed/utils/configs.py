@@ -12,15 +12,29 @@ from synthmed.errors import ConfigError
 T = TypeVar("T", bound=BaseModel)
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One line per bad field: ``field 'a.b': message (got value)``."""
+def format_validation_error(err: ValidationError, *, subject: str = "config", hide: tuple[str, ...] = ()) -> str:
+    """One clause per bad field, ``field 'a.b': message (got value)``, without pydantic's URL footer.
+
+    Args:
+        err: The validation error.
+        subject: The name used when the error is about the whole object rather than a field.
+        hide: Prefixes of location parts to leave out (the tags pydantic adds for union members).
+    """
     parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "config"
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(hide)) or subject
         got = e.get("input")
-        shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
-        parts.append(f"field '{loc}': {e['msg']}{shown}")
+        shown = ""
+        if got is not None and not isinstance(got, dict | list):
+            text = repr(got)
+            shown = f" (got {text if len(text) <= 60 else text[:57] + '...'})"
+        parts.append(f"field '{loc}': {e['msg'].removeprefix('Value error, ')}{shown}")
     return "; ".join(parts)
+
+
+def error_text(err: Exception, **options: Any) -> str:
+    """:func:`format_validation_error` for a validation error, ``str(err)`` for any other."""
+    return format_validation_error(err, **options) if isinstance(err, ValidationError) else str(err)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any], *, skip_none: bool = True) -> dict[str, Any]:

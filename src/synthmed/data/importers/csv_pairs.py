@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from synthmed.data.imageio import load_image
 from synthmed.data.importers.base import FormatSpec, Sample, SourceItem, safe_name
 from synthmed.data.records import SPLITS
 from synthmed.data.windowing import Windowing
 from synthmed.errors import ConfigError, DataError, SynthmedError
 from synthmed.findings import parse_text
+from synthmed.utils.configs import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -160,12 +159,6 @@ def _merge(found: list[Any]) -> Any:
     return cls(**merged)
 
 
-def _reason(err: Exception) -> str:
-    if isinstance(err, ValidationError):  # one line per problem, without pydantic's URL footer
-        return "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-    return str(err)
-
-
 def _findings(item: SourceItem) -> tuple[Any, list[str]]:
     modality, csv_path = item.info["modality"], item.info["csv"]
     if modality == "none":
@@ -178,14 +171,14 @@ def _findings(item: SourceItem) -> tuple[Any, list[str]]:
             found.append(parse_text(text, modality))
         except (SynthmedError, ValueError) as err:
             notes.append(f"{csv_path}, line {lineno}: prompt not parseable as {modality} findings, kept as "
-                         f"text only ({_reason(err)})")
+                         f"text only ({error_text(err)})")
     if not found:
         return None, notes
     try:
         return _merge(found), notes
     except ValueError as err:
         notes.append(f"{csv_path}, line {item.line}: the prompts of {item.info['image']!r} contradict each "
-                     f"other ({_reason(err)}); findings taken from the first parseable prompt")
+                     f"other ({error_text(err)}); findings taken from the first parseable prompt")
         return found[0], notes
 
 

@@ -74,6 +74,27 @@ def _square_resize(img01: np.ndarray, size: int | None) -> np.ndarray:
     return np.clip(res, 0.0, 1.0)
 
 
+def _colour_mode(images: list[np.ndarray], names: list[str], meta: Path) -> bool:
+    """Whether to train on RGB: all images colour, or all grayscale (colour files with equal channels count as grey).
+
+    Raises:
+        DataError: real colour images are mixed with grayscale ones.
+    """
+    colour = [n for img, n in zip(images, names, strict=True) if img.ndim == 3]
+    if not colour or len(colour) == len(images):
+        return bool(colour)
+    grey_looking = [n for img, n in zip(images, names, strict=True)
+                    if img.ndim == 3 and np.array_equal(img[..., 0], img[..., 1])
+                    and np.array_equal(img[..., 0], img[..., 2])]
+    if len(grey_looking) == len(colour):
+        logger.warning("%s: %d of %d images are stored as RGB/RGBA but hold grey values (first: %s); "
+                       "training a grayscale model on their first channel", meta, len(colour), len(images), colour[0])
+        return False
+    tinted = sorted(set(colour) - set(grey_looking))
+    raise DataError(f"{len(tinted)} images are in colour (first: {tinted[0]!r}) but {len(images) - len(colour)} "
+                    "are grayscale; a model is trained on one kind; convert the odd ones or drop them", meta)
+
+
 def load_training_data(root: str | Path, *, resolution: int | None, split: str | None = "train",
                        use_paraphrases: bool = True) -> TrainingData:
     """Read, check and tensorise a captioned dataset directory.
@@ -108,11 +129,12 @@ def load_training_data(root: str | Path, *, resolution: int | None, split: str |
                         "caption the dataset first (synthmed caption)", meta)
 
     arrays, bit_depth = [], 8
-    colour = False
-    for rec in records:
-        img = ds.image(rec)
+    loaded = [ds.image(rec) for rec in records]
+    colour = _colour_mode(loaded, [r.file_name for r in records], meta)
+    for img in loaded:
         bit_depth = 16 if img.dtype == np.uint16 else bit_depth
-        colour |= img.ndim == 3
+        if not colour and img.ndim == 3:
+            img = img[..., 0]
         arrays.append(_square_resize(to_float01(img), resolution))
     shapes = {a.shape[:2] for a in arrays}
     if len(shapes) > 1:
