@@ -13,6 +13,7 @@ from pydicom.data import get_testdata_file
 from synthmed.data import ImageDataset, load_image
 from synthmed.data.importers import import_dataset
 from synthmed.data.importers.dicom import pseudonymise
+from synthmed.data.windowing import Windowing
 from synthmed.errors import ConfigError, DataError
 
 # Values that are allowed into the dataset: the spacing is asked for; the pixel data is the image.
@@ -139,3 +140,77 @@ def test_folder_without_dicom_files_is_a_structural_error(tmp_path):
     (tmp_path / "src" / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="no DICOM files"):
         import_dataset("dicom", tmp_path / "src", tmp_path / "out", progress=False)
+
+
+def _lut_item(descriptor: list[int], data: list[int]) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.add_new("LUTDescriptor", "US", descriptor)
+    item.add_new("LUTData", "US", data)
+    return item
+
+
+def _mr_small(tmp_path: Path, name: str, **changes) -> Path:
+    src = tmp_path / name
+    src.mkdir()
+    _modify(get_testdata_file("MR_small.dcm"), src / "a.dcm", **changes)
+    return src
+
+
+def _imported(tmp_path: Path, src: Path, **options):
+    out = tmp_path / (src.name + "_out")
+    import_dataset("dicom", src, out, progress=False, **options)
+    ds = ImageDataset(out)
+    return ds, ds.records[0]
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+def test_file_window_follows_the_voi_lut_function_as_pydicom_does(tmp_path, function):
+    from pydicom.pixels import apply_voi_lut
+
+    src = _mr_small(tmp_path, function.lower(), WindowCenter="700", WindowWidth="900", VOILUTFunction=function)
+    ds, rec = _imported(tmp_path, src, file_window=True, bits=16)
+    assert rec.windowing["center"] == 700 and rec.windowing["width"] == 900
+    assert rec.windowing.get("function", "linear_exact") == function.lower()
+    reference = pydicom.dcmread(src / "a.dcm")
+    y_max = 2 ** (reference.BitsStored - 1) - 1  # MR_small is signed: pydicom maps to [-y_max-1, y_max]
+    expected = (apply_voi_lut(reference.pixel_array, reference) + y_max + 1) / (2 * y_max + 1)
+    got = ds.image(rec).astype(np.float64) / 65535
+    assert np.abs(got - expected).max() <= 1 / 65535 + 1e-9
+
+
+def test_voi_lut_sequence_wins_over_the_window_and_is_recorded(tmp_path):
+    # A 12-bit ramp LUT over 0..2047, inverted so that the LUT is clearly what was used.
+    lut = [4095 - round(4095 * i / 2047) for i in range(2048)]
+    src = _mr_small(tmp_path, "voilut", VOILUTSequence=[_lut_item([2048, 0, 12], lut)])
+    ds, rec = _imported(tmp_path, src, file_window=True, bits=16)
+    assert rec.windowing == {"method": "voi_lut", "lut_entries": 2048, "first_mapped": 0, "lut_bits": 12, "bits": 16}
+    raw = pydicom.dcmread(src / "a.dcm").pixel_array.astype(np.int64)
+    expected = np.asarray(lut)[np.clip(raw, 0, 2047)] / 4095
+    assert np.abs(ds.image(rec) / 65535 - expected).max() <= 1 / 65535 + 1e-9
+
+
+def test_modality_lut_sequence_gives_the_lut_values(tmp_path):
+    from pydicom.pixels import apply_modality_lut
+
+    lut = [(7 * i) % 4096 for i in range(4096)]
+    src = _mr_small(tmp_path, "modlut", ModalityLUTSequence=[_lut_item([4096, 0, 16], lut)])
+    ds, rec = _imported(tmp_path, src)
+    reference = pydicom.dcmread(src / "a.dcm")
+    expected = apply_modality_lut(reference.pixel_array, reference)
+    assert not np.array_equal(expected, reference.pixel_array)
+    assert rec.windowing is None and np.array_equal(ds.image(rec), expected.astype(np.uint16))
+
+
+def test_fractional_rescale_needs_a_windowing_and_is_windowed_in_modality_units(tmp_path):
+    src = _mr_small(tmp_path, "frac", RescaleSlope="0.5", RescaleIntercept="-10")
+    with pytest.raises(DataError, match="windowing"):
+        import_dataset("dicom", src, tmp_path / "raw", strict=True, progress=False)
+    ds, rec = _imported(tmp_path, src, windowing=Windowing("minmax"), bits=16)
+    values = pydicom.dcmread(src / "a.dcm").pixel_array * 0.5 - 10
+    assert rec.windowing["raw_low"] == values.min() and rec.windowing["raw_high"] == values.max()
+
+
+def test_a_bad_voi_lut_function_names_the_file(tmp_path):
+    src = _mr_small(tmp_path, "badfn", VOILUTFunction="GAMMA")
+    with pytest.raises(DataError, match=r"a\.dcm: VOI LUT Function 'GAMMA'"):
+        import_dataset("dicom", src, tmp_path / "out", file_window=True, strict=True, progress=False)

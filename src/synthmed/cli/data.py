@@ -25,7 +25,8 @@ def import_command(
     out: Path = typer.Option(..., "--out", help="Dataset directory to write (re-running resumes it)."),
     size: int | None = typer.Option(None, "--size", help="Pad to a square and resize to PX x PX."),
     windowing: str = typer.Option("none", "--windowing", help="none (raw values, 16-bit stays 16-bit), "
-                                  "percentile[:LOW:HIGH], window:CENTER:WIDTH or minmax."),
+                                  "percentile[:LOW:HIGH], window:CENTER:WIDTH[:FUNCTION] "
+                                  "(linear_exact, linear, sigmoid) or minmax."),
     bits: int | None = typer.Option(None, "--bits", help="Depth of windowed images: 8 (default) or 16."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first bad input file instead of skipping it."),
     modality: str | None = typer.Option(None, "--modality", help="(folder, nifti, csv) Findings schema to write."),

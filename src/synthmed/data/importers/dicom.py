@@ -2,16 +2,19 @@
 
 What is read, and nothing else:
 
-* the pixel data, mapped to modality values with Rescale Slope / Intercept (e.g. CT in
-  Hounsfield units); multi-frame files give one image per frame;
+* the pixel data, mapped to modality values by the Modality LUT module (a Modality LUT
+  Sequence, else Rescale Slope / Intercept, e.g. CT in Hounsfield units; pydicom's
+  ``apply_modality_lut``); multi-frame files give one image per frame;
 * Pixel Spacing -> ``spacing_mm`` (left empty when the pixels are not square);
 * Patient ID -> ``patient_id``, **pseudonymised** by default: ``"dcm-"`` + the first 12
   hex digits of SHA-256(Patient ID), or of HMAC-SHA-256 keyed with ``id_salt`` when one
   is given. A plain hash of a short id can be reversed by hashing candidate ids, so pass a
   secret salt when the pseudonyms leave your site. ``keep_patient_ids=True`` keeps the
   real id (it is PHI);
-* Window Center / Width, only with ``file_window=True``: each image is windowed with its
-  own window (the first one if several), falling back to the import's windowing, else raw;
+* the VOI LUT module, only with ``file_window=True``: each image is shown as the file says,
+  through its VOI LUT Sequence (the first one), else its Window Center / Width (the first
+  pair) with its VOI LUT Function (LINEAR, LINEAR_EXACT or SIGMOID, PS3.3 C.11.2); a file
+  with neither falls back to the import's windowing, else raw;
 * Photometric Interpretation MONOCHROME1 -> windowed images are inverted so white is high.
 
 No other tag is copied into the dataset: not the name, dates, UIDs, institution, or the
@@ -28,6 +31,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error
 from typing import Any
 
 import numpy as np
@@ -114,7 +118,11 @@ def _first(value: Any) -> float:
     return float(value[0])
 
 
-def _file_window(ds: Any) -> Windowing | None:
+_VOI_FUNCTIONS = {"LINEAR": "linear", "LINEAR_EXACT": "linear_exact", "SIGMOID": "sigmoid"}
+
+
+def _file_window(ds: Any, path: Path) -> Windowing | None:
+    """The file's Window Center / Width (first pair) with its VOI LUT Function, if it has one."""
     center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
     if center is None or width is None:
         return None
@@ -122,17 +130,65 @@ def _file_window(ds: Any) -> Windowing | None:
         c, w = _first(center), _first(width)
     except (TypeError, ValueError, IndexError):
         return None
-    return Windowing("window", center=c, width=w) if w > 0 else None
+    name = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
+    if name not in _VOI_FUNCTIONS:
+        raise DataError(f"VOI LUT Function {name!r} is not one of {', '.join(_VOI_FUNCTIONS)}", path)
+    function = _VOI_FUNCTIONS[name]
+    if w <= 0 or (function == "linear" and w < 1):
+        logger.warning("%s: Window Width %g is not valid for %s; the file's window is not used", path, w, name)
+        return None
+    return Windowing("window", center=c, width=w, function=function)  # type: ignore[arg-type]
 
 
-def _modality_values(ds: Any, pixels: np.ndarray) -> np.ndarray:
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    if slope == 1 and intercept == 0:
+def _voi_lut(ds: Any) -> tuple[Any, int] | None:
+    """The first VOI LUT Sequence item and its output depth, if the file has a usable one."""
+    items = ds.get("VOILUTSequence")
+    if not items:
+        return None
+    item = items[0]
+    descriptor = item.get("LUTDescriptor")
+    if descriptor is None or item.get("LUTData") is None or len(descriptor) != 3:
+        return None
+    return item, int(descriptor[2])
+
+
+def _apply_voi_lut(ds: Any, values: np.ndarray, path: Path) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Map ``values`` through the file's VOI LUT Sequence to [0, 1], with the record to store."""
+    from pydicom.pixels import apply_voi
+
+    found = _voi_lut(ds)
+    if found is None:
+        return None
+    item, depth = found
+    if values.dtype.kind == "f":  # LUT inputs are integers (PS3.3 C.11.2.1.1)
+        values = np.rint(values).astype(np.int64)
+    try:
+        mapped = apply_voi(values, ds, index=0)
+    except (NotImplementedError, ValueError, AttributeError, struct_error) as err:
+        raise DataError(f"unusable VOI LUT Sequence ({type(err).__name__}: {err})", path) from err
+    entries, first_mapped = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
+    record = {"method": "voi_lut", "lut_entries": entries, "first_mapped": first_mapped, "lut_bits": depth}
+    return (mapped.astype(np.float64) / (2**depth - 1)).clip(0.0, 1.0).astype(np.float32), record
+
+
+def _modality_values(ds: Any, pixels: np.ndarray, path: Path) -> np.ndarray:
+    """Stored pixels -> modality values (Modality LUT Sequence, else Rescale Slope/Intercept).
+
+    Integral results are kept as integers so that they can be stored losslessly.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    if not ds.get("ModalityLUTSequence") and float(ds.get("RescaleSlope", 1) or 1) == 1 \
+            and float(ds.get("RescaleIntercept", 0) or 0) == 0:
         return pixels
-    if slope.is_integer() and intercept.is_integer():
-        return pixels.astype(np.int32) * int(slope) + int(intercept)
-    return pixels.astype(np.float64) * slope + intercept
+    try:
+        values = apply_modality_lut(pixels, ds)
+    except (ValueError, AttributeError, IndexError, TypeError, struct_error) as err:
+        raise DataError(f"unusable Modality LUT ({type(err).__name__}: {err})", path) from err
+    if values.dtype.kind == "f" and np.isfinite(values).all() and np.array_equal(values, np.rint(values)) \
+            and (values.size == 0 or (values.min() >= -(2**31) and values.max() < 2**31)):
+        return values.astype(np.int32)
+    return values
 
 
 def read(item: SourceItem, options: DicomOptions, windowing: Windowing | None = None) -> Iterator[Sample]:
@@ -153,19 +209,24 @@ def read(item: SourceItem, options: DicomOptions, windowing: Windowing | None = 
     if pixels.ndim != (4 if samples_per_pixel > 1 else 3):
         raise DataError(f"unexpected pixel array shape {pixels.shape} for {frames} frame(s), "
                         f"{samples_per_pixel} sample(s) per pixel", item.path)
-    values = pixels if samples_per_pixel > 1 else _modality_values(ds, pixels)
+    values = pixels if samples_per_pixel > 1 else _modality_values(ds, pixels, item.path)
     raw_id = str(ds.get("PatientID", "") or "").strip()
     patient_id = None
     if raw_id:
         patient_id = raw_id if options.keep_patient_ids else pseudonymise(raw_id, options.id_salt)
     spacing, note = _spacing(ds)
-    window = _file_window(ds) if options.file_window else None
+    window = voi = None
+    if options.file_window and samples_per_pixel == 1:
+        voi = _apply_voi_lut(ds, values, item.path)
+        window = None if voi is not None else _file_window(ds, item.path)
     invert = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
     base = item.names[0].removesuffix(".png")  # type: ignore[index]
-    for i, frame in enumerate(values):
+    mapped = voi[0] if voi is not None else values
+    for i, frame in enumerate(mapped):
         yield Sample(
             name=item.names[0] if frames == 1 else f"{base}_f{i:04d}.png",  # type: ignore[index]
             image=frame,
+            window_record=voi[1] if voi is not None else None,
             spacing_mm=spacing,
             fields={"patient_id": patient_id, "source": "real"},
             windowing=window,
