@@ -115,6 +115,13 @@ def test_windowing_and_quantisation():
     assert parse_windowing("none") is None
     with pytest.raises(ConfigError, match="bad windowing spec"):
         parse_windowing("window:40")
+    linear = parse_windowing("window:40:81:linear")  # DICOM LINEAR: centre 39.5, width 80
+    out, rec = linear.apply(np.array([[-0.5, 39.5, 79.5]]))
+    assert rec["function"] == "linear" and rec["raw_low"] == -0.5 and out.tolist() == [[0.0, 0.5, 1.0]]
+    out, rec = parse_windowing("window:40:80:sigmoid").apply(np.array([[40.0, 60.0]]))
+    assert "raw_low" not in rec and np.allclose(out, [[0.5, 1 / (1 + np.exp(-1))]])
+    with pytest.raises(ConfigError, match="window function must be one of"):
+        parse_windowing("window:40:80:gamma")
     q16 = quantize(np.array([0.0, 0.5, 1.0]), 16)
     assert q16.dtype == np.uint16 and q16[-1] == 65535
     assert np.allclose(to_float01(q16), [0, 0.5, 1], atol=1e-4)
