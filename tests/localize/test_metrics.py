@@ -13,7 +13,13 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from synthmed.localize.metrics import LocalizationMetrics, auroc, average_precision, threshold_metrics
+from synthmed.localize.metrics import (
+    LocalizationMetrics,
+    ScoreHistogram,
+    auroc,
+    average_precision,
+    threshold_metrics,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -56,8 +62,39 @@ def test_accumulator_pools_pixels_and_images():
         acc.update(amap, mask, float(amap.max()), int(mask.any()))
         maps.append(amap.ravel()), masks.append(mask.ravel()), scores.append(amap.max()), labels.append(mask.any())
     out = acc.compute()
-    assert out["pixel_auroc"] == pytest.approx(roc_auc_score(np.concatenate(masks), np.concatenate(maps)))
+    all_masks, all_maps = np.concatenate(masks), np.concatenate(maps)
+    assert out["pixel_auroc"] == pytest.approx(roc_auc_score(all_masks, all_maps), abs=1e-4)
+    assert out["pixel_ap"] == pytest.approx(average_precision_score(all_masks, all_maps), abs=1e-3)
+    exact = threshold_metrics(all_masks, all_maps >= 0.5)  # thresholded counts are exact, not binned
+    assert all(out[f"pixel_{k}"] == v for k, v in exact.items())
     assert out["image_auroc"] == pytest.approx(roc_auc_score(labels, scores))
     assert out["n_images"] == 6
     with pytest.raises(ValueError, match="differ in size"):
         acc.update(np.zeros((8, 8)), np.zeros((4, 4), bool), 0.0, 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_score_histogram_is_exact_on_the_grid_and_within_rounding_off_it(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.random(5000) < 0.1
+    on_grid = np.rint(np.clip(rng.random(5000) * 0.7 + 0.3 * y, 0, 1) * 65535) / 65535
+    hist = ScoreHistogram()
+    for part in np.array_split(np.arange(5000), 7):  # streamed in uneven pieces
+        hist.add(y[part], on_grid[part])
+    assert hist.auroc() == pytest.approx(roc_auc_score(y, on_grid), abs=1e-12)
+    assert hist.average_precision() == pytest.approx(average_precision_score(y, on_grid), abs=1e-12)
+    off_grid = np.clip(rng.random(5000) * 0.7 + 0.3 * y, 0, 1)
+    hist = ScoreHistogram()
+    hist.add(y, off_grid)
+    assert hist.auroc() == pytest.approx(roc_auc_score(y, off_grid), abs=1e-4)
+    coarse = ScoreHistogram(levels=11)  # ties by construction: still Mann-Whitney with half credit
+    coarse.add(y, np.round(off_grid, 1))
+    assert coarse.auroc() == pytest.approx(roc_auc_score(y, np.round(off_grid, 1)), abs=1e-12)
+
+
+def test_score_histogram_refuses_scores_outside_the_unit_interval():
+    hist = ScoreHistogram()
+    for bad in ([0.5, 1.5], [np.nan, 0.1], [-0.1, 0.2]):
+        with pytest.raises(ValueError, match=r"finite and in \[0, 1\]"):
+            hist.add(np.array([True, False]), np.array(bad))
+    assert hist.auroc() is None and hist.average_precision() is None
