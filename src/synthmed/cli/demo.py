@@ -12,7 +12,10 @@ from synthmed.pipeline.demo import DemoConfig, run_demo
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory."),
     quick: bool = typer.Option(False, "--quick", help="Smoke test: tiny data and budgets (< 2 minutes)."),
-    minutes: float = typer.Option(15.0, "--minutes", help="Wall-time budget; training stages scale with it."),
+    minutes: float | None = typer.Option(
+        None, "--minutes", help="Cap the wall time (minutes): the diffusion model then trains for what is left, at "
+        "most its fixed steps, so a slow machine stops early and its figures depend on its speed. Default: a fixed "
+        "number of steps, the same model and figures on every machine."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
     force: list[str] = typer.Option([], "--force", help="Rerun this stage (and what reads from it); repeatable."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),

@@ -14,9 +14,14 @@ Stages, each writing into the run directory:
 
 ``summary.json`` and ``summary.md`` report what was done and measured; ``run.json`` is the
 runner's provenance record, and ``synthmed report`` turns the directory into one HTML page.
-Rerunning with the same options skips every unchanged stage. The time budget (``--minutes``)
-is shared: the diffusion model trains with ``minutes: auto``, i.e. what is left after the
-earlier stages and the reserves of generation and evaluation (:meth:`DemoConfig.ldm_minutes`).
+Rerunning with the same options skips every unchanged stage.
+
+The budget is a fixed, seeded number of training steps (:data:`DEMO_STEPS`), so the same
+command gives the same model and the same figures on every machine, up to float noise; it
+is sized so that a slow, busy 2-core CPU still finishes in about 15 minutes. ``--minutes``
+adds a wall-time cap: the diffusion model then trains with ``minutes: auto`` (what is left
+after the earlier stages and the reserves of generation and evaluation), at most the fixed
+steps, so a slow machine stops early and its figures depend on its speed.
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ DEMO_JUDGE = "builtin:phantom-128-robust"
 #: earlier setting, gave 0.738 / 0.651 on an earlier model that Euler ancestral at guidance 5 takes to
 #: 0.852-0.863 / 0.750-0.807.
 DEMO_SAMPLER = {"scheduler": "euler-ancestral", "guidance_scale": 6.0}
+#: Training steps of the demo's latent diffusion model (optimizer steps; autoencoder batch 8 on 64 px
+#: crops, UNet batch 16), fixed so that the figures do not depend on the machine's speed. Sized on
+#: measured speeds (docs/ldm.md, "The demo's budget"): a fresh install on a slow shared 2-core CPU ran
+#: 2,630 UNet and about 1,000 autoencoder steps in 14 min 30 s of demo.
+DEMO_STEPS = {"autoencoder": 1000, "unet": 2600}
 _MIN_LDM_MINUTES = 2.0
 
 
@@ -57,8 +67,8 @@ class DemoConfig:
     Attributes:
         out: Run directory.
         quick: A smoke-test run (tiny data and budgets, under 2 minutes).
-        minutes: Total wall-time budget; latent-diffusion training gets what the other
-            stages do not need.
+        minutes: Optional wall-time cap; latent-diffusion training then gets what the other
+            stages do not need, at most its fixed steps. None (default): fixed steps only.
         seed: Seed of every stage.
         n_images: Phantom slices (default: 1200, or 96 with ``quick``).
         size: Image size in pixels (64 at most with ``quick``).
@@ -67,7 +77,7 @@ class DemoConfig:
 
     out: Path
     quick: bool = False
-    minutes: float = 15.0
+    minutes: float | None = None
     seed: int = 0
     n_images: int | None = None
     size: int = 128
@@ -76,7 +86,7 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        if self.minutes <= 0:
+        if self.minutes is not None and self.minutes <= 0:
             raise ConfigError(f"minutes must be positive, got {self.minutes}")
         if self.n_images is None:
             self.n_images = 96 if self.quick else 1200
@@ -84,19 +94,11 @@ class DemoConfig:
             self.size = min(self.size, 64)
         if self.n_generated is None:
             self.n_generated = 16 if self.quick else 256
-        if not self.quick and self.minutes - sum(_RESERVED_MINUTES.values()) < _MIN_LDM_MINUTES:
+        if not self.quick and self.minutes is not None \
+                and self.minutes - sum(_RESERVED_MINUTES.values()) < _MIN_LDM_MINUTES:
             raise ConfigError(f"--minutes {self.minutes} leaves under {_MIN_LDM_MINUTES} minutes to train the "
                               f"diffusion model; give at least {sum(_RESERVED_MINUTES.values()) + _MIN_LDM_MINUTES:.0f}"
                               " or use --quick")
-
-    def ldm_minutes(self, elapsed_s: float) -> float:
-        """Minutes left for latent-diffusion training after ``elapsed_s`` seconds of earlier stages.
-
-        Generation and evaluation keep their reserve, so the whole run stays within
-        ``minutes`` even when an earlier stage ran slower than planned.
-        """
-        left = self.minutes - elapsed_s / 60 - _RESERVED_MINUTES["generate"] - _RESERVED_MINUTES["evaluate"]
-        return max(left, _MIN_LDM_MINUTES)
 
 
 def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
@@ -112,10 +114,12 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
             "unet": {"model": {"block_out_channels": [16, 32], "attention": [False, True], "norm_num_groups": 8},
                      "max_steps": 30, "batch_size": 8, "warmup_steps": 2}}
     else:
-        # The UNet's steps are what adherence needs most: a shorter token sequence (the mask captioner's
-        # captions have at most 39 tokens) and a smaller autoencoder share give it more of them.
-        ldm = {"resolution": cfg.size, "minutes": "auto", "tensorboard": True, "max_text_length": 48,
-               "autoencoder_fraction": 0.25}
+        # A shorter token sequence (the mask captioner's captions have at most 39 tokens) makes each
+        # UNet step cheaper.
+        ldm = {"resolution": cfg.size, "tensorboard": True, "max_text_length": 48,
+               "autoencoder": {"max_steps": DEMO_STEPS["autoencoder"]}, "unet": {"max_steps": DEMO_STEPS["unet"]}}
+        if cfg.minutes is not None:  # a wall-time cap: the steps above are then upper bounds
+            ldm.update({"minutes": "auto", "autoencoder_fraction": 0.25})
     return {
         "name": "synthmed demo" + (" (quick)" if cfg.quick else ""),
         "description": "The offline demo: a phantom brain-MRI benchmark, captioned from its masks; a "
@@ -162,6 +166,8 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
     summary["captioner_accuracy"] = by_name["caption"].summary.get("accuracy_vs_original", {})
     summary["judge_real_test_accuracy"] = by_name["adherence"].summary.get("judge_real_test_accuracy", {})
     summary["adherence"] = by_name["adherence"].summary.get("accuracy", {})
+    model_record = json.loads((cfg.out / "model" / "synthmed.json").read_text())
+    summary["ldm_steps"] = {name: (stage or {}).get("steps") for name, stage in model_record["stages"].items()}
     summary["fidelity"] = _headline(json.loads((cfg.out / "eval" / "fidelity" / "fidelity.json").read_text()))
     summary["stages"] = {s.name: s.status for s in result.stages}
     summary["timings_s"] = {**cfg.timings, "total": result.seconds}
@@ -199,5 +205,6 @@ def _markdown(summary: dict[str, Any]) -> str:
     table("Judge accuracy on real test images", summary.get("judge_real_test_accuracy", {}))
     table("Prompt adherence of generated images (judged)", summary.get("adherence", {}))
     table("Fidelity vs real images", summary.get("fidelity", {}))
+    table("Training steps of the diffusion model", summary.get("ldm_steps", {}))
     lines += ["## Timings (s)", ""] + [f"- {k}: {v}" for k, v in summary["timings_s"].items()]
     return "\n".join(lines) + "\n"
