@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/bench_autoencoder.py --model MODEL_DIR --data REAL_DATASET_DIR \
-        [--judge builtin:phantom-128-robust] [--split test] [--noise 0,0.1,0.3,0.5] [--json out.json]
+        [--judge builtin:phantom-128-robust] [--split test] [--noise 0,0.1,0.3,0.5] [--json out.json] \
+        [--fidelity efficientnet-lite0 [--reference-split train]]
 
 A latent diffusion model can only draw what its decoder can draw. This encodes the real
 test images with the model's VAE (posterior mean), optionally adds Gaussian noise of
@@ -12,6 +13,12 @@ decodes, and asks the findings judge about the result. Printed per noise level: 
 absolute reconstruction error ([0, 1] units), the judge's presence and hemisphere accuracy
 against the true findings (Wilson 95 % intervals), and its false positives (lesions seen in
 tumour-free slices) and misses. The row "original" is the judge on the untouched images.
+
+With ``--fidelity EXTRACTOR`` (e.g. ``efficientnet-lite0``) each row also gets the Fréchet
+distance and precision/recall (k = 3) of its images against the real ``--reference-split``
+(default train): the "original" row is then the real-vs-real floor at the same n, and the
+reconstruction rows say how much realism the first stage alone gives up, a ceiling no UNet on
+it can pass.
 
 If the judge misses the lesions of reconstructions at ``sigma = 0``, the latents cannot
 carry them. A UNet on that autoencoder can then follow prompts only by drawing lesions
@@ -70,6 +77,21 @@ def judge_row(judge: FindingsJudge, images01: torch.Tensor, refs: list, name: st
     return row
 
 
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, C, H, W) in [-1, 1] -> stored-image arrays (H, W) or (H, W, C), uint8."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [a[..., 0] if a.shape[-1] == 1 else a for a in x]
+
+
+def fidelity_cells(extractor, reference: torch.Tensor, images: torch.Tensor) -> dict:
+    """FD and precision/recall (k = 3) of ``images`` against ``reference`` features."""
+    from synthmed.evaluate.fidelity import fid, precision_recall
+
+    feats = extractor.extract(to_uint8(images), batch_size=64).features
+    pr = precision_recall(reference, feats, k=3)
+    return {"fd": fid(reference, feats), "precision": pr.precision, "recall": pr.recall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="LDM pipeline directory (or its vae/ folder)")
@@ -81,6 +103,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--fidelity", metavar="EXTRACTOR", help="also FD and precision/recall against real images")
+    ap.add_argument("--reference-split", default="train", help="the real images of --fidelity")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,17 +121,30 @@ def main() -> None:
     if x.shape[1] != vae.config.in_channels:
         raise SystemExit(f"{args.data}: images have {x.shape[1]} channels, the VAE expects {vae.config.in_channels}")
 
+    extractor = reference = None
+    if args.fidelity:
+        from synthmed.features.registry import build_extractor
+
+        extractor = build_extractor(args.fidelity)
+        ref = load_training_data(args.data, resolution=args.resolution, split=args.reference_split,
+                                 use_paraphrases=False)
+        reference = extractor.extract(to_uint8(ref.images), batch_size=64).features
     rows = [judge_row(judge, (x + 1) / 2, refs, "original", None)]
+    if extractor is not None:
+        rows[0].update(fidelity_cells(extractor, reference, x))
     g = torch.Generator().manual_seed(args.seed)
     for sigma in (float(s) for s in args.noise.split(",") if s.strip()):
         y = reconstruct(vae, x, sigma, g)
         mae = float((y - x).abs().mean() / 2)  # [0, 1] units
         rows.append(judge_row(judge, (y + 1) / 2, refs, f"reconstruction, sigma {sigma:g}", mae))
+        if extractor is not None:
+            rows[-1].update(fidelity_cells(extractor, reference, y))
 
     print(f"{len(x)} {args.split} images of {args.data}; VAE {vae_folder(args.model)} "
           f"(latents {vae.config.latent_channels} x {args.resolution // 2 ** (len(vae.config.block_out_channels) - 1)}"
           f"^2); judge {args.judge}")
-    print(f"{'input':28s} {'MAE':>6s} {'presence':>22s} {'hemisphere':>22s} {'FP':>7s} {'missed':>7s}")
+    extra_head = f" {'FD':>7s} {'P':>5s} {'R':>5s}" if extractor is not None else ""
+    print(f"{'input':28s} {'MAE':>6s} {'presence':>22s} {'hemisphere':>22s} {'FP':>7s} {'missed':>7s}{extra_head}")
     for r in rows:
         cells = []
         for attr in ("tumor_present", "hemisphere"):
@@ -115,7 +152,8 @@ def main() -> None:
             cells.append(f"{a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]")
         mae = "" if r["mae"] is None else f"{r['mae']:.4f}"
         print(f"{r['input']:28s} {mae:>6s} {cells[0]:>22s} {cells[1]:>22s} "
-              f"{r['false_positives']:>3d}/{r['tumour_free']:<3d} {r['misses']:>3d}/{r['with_tumour']:<3d}")
+              f"{r['false_positives']:>3d}/{r['tumour_free']:<3d} {r['misses']:>3d}/{r['with_tumour']:<3d}"
+              + (f" {r['fd']:7.1f} {r['precision']:5.3f} {r['recall']:5.3f}" if "fd" in r else ""))
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "data": str(args.data), "judge": args.judge,
                                          "rows": rows}, indent=2))

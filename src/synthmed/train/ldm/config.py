@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthmed.models.ldm import AutoencoderConfig, NoiseScheduleConfig, UNetConfig
 from synthmed.models.text_encoders import DEFAULT_TEXT_ENCODER
+from synthmed.train.ldm.augment import IntensityAugment
 
 
 class _Strict(BaseModel):
@@ -77,6 +78,8 @@ class UNetTrainConfig(StageConfig):
                                         "run must learn the layout, so the demo leaves it off; MSDM uses 5")
     lesion_weight: float = Field(4.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
                                  "mask: the error there counts (1 + lesion_weight) times; 0 turns it off (as MSDM)")
+    augment: IntensityAugment | None = Field(None, description="brightness/contrast augmentation (MSDM), as "
+                                             "cached latent copies; None: off. No flips: prompts name sides")
     ema_decay: float | None = Field(0.999, gt=0, lt=1)
     export_ema: bool = Field(True, description="save the EMA weights (not the raw ones) in the pipeline")
 

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 
 from synthmed.models.ldm import build_autoencoder, build_noise_scheduler, build_unet, save_pipeline
 from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
+from synthmed.train.ldm.augment import augmented_copies
 from synthmed.train.ldm.autoencoder import (
     AutoencoderForTraining,
     encode_images,
@@ -105,15 +106,19 @@ def _train_autoencoder(accelerator, cfg: LDMTrainConfig, data: TrainingData, *, 
     return vae.eval(), result
 
 
-def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, data: TrainingData,
+def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor, n_originals: int,
                     digest: str) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Encode the training images once (main process), then load on every process."""
+    """Encode the training images once (main process), then load on every process.
+
+    ``images`` may hold augmented copies after the ``n_originals`` originals; the VAE's
+    scaling factor comes from the originals only, so augmentation does not change it.
+    """
     path = cfg.out / "cache" / "latents.safetensors"
     if accelerator.is_main_process:
         if not latent_cache_is_current(path, digest):
             t0 = time.monotonic()
-            mean, std = encode_images(vae, data.images, device=accelerator.device)
-            scale = latent_scaling_factor(mean, std)
+            mean, std = encode_images(vae, images, device=accelerator.device)
+            scale = latent_scaling_factor(mean[:n_originals], std[:n_originals])
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(path),
                       metadata={"digest": digest, "scaling_factor": repr(scale)})
@@ -206,7 +211,15 @@ def train_ldm(config: LDMTrainConfig) -> Path:
             logger.info("autoencoder: reconstruction error %.4f (mean absolute, [0, 1] units)", mae)
 
     # Latent cache and the VAE's scaling factor.
-    mean, std, scale = _cached_latents(accelerator, cfg, vae, data, digest=ae_digest)
+    un = cfg.unet
+    images, captions_per_image, masks = data.images, data.captions, data.masks
+    latent_digest = ae_digest
+    if un.augment is not None:  # cached copies with other brightness and contrast (augment.py)
+        images = augmented_copies(data.images, un.augment, seed=cfg.seed)
+        captions_per_image = data.captions * un.augment.copies
+        masks = None if masks is None else masks.repeat(un.augment.copies, 1, 1, 1)
+        latent_digest = hashlib.sha256((ae_digest + un.augment.model_dump_json()).encode()).hexdigest()
+    mean, std, scale = _cached_latents(accelerator, cfg, vae, images, len(data), digest=latent_digest)
     vae.register_to_config(scaling_factor=scale)
     if accelerator.is_main_process and not state.get("autoencoder", {}).get("saved"):
         vae.save_pretrained(cfg.out / "vae", safe_serialization=True)
@@ -215,7 +228,6 @@ def train_ldm(config: LDMTrainConfig) -> Path:
     accelerator.wait_for_everyone()
 
     # Stage 2: conditional UNet.
-    un = cfg.unet
     torch.manual_seed(derive_seed(cfg.seed, 102))
     unet = build_unet(un.model, latent_channels=mean.shape[1], sample_size=mean.shape[-1],
                       cross_attention_dim=text.hidden_size)
@@ -231,10 +243,10 @@ def train_ldm(config: LDMTrainConfig) -> Path:
     if n_long:
         logger.warning("%d of %d distinct captions are longer than max_text_length=%d tokens; their tail is cut "
                        "off (raise max_text_length to keep it)", n_long, len(set(captions)), text.max_length)
-    loss_fn = make_unet_loss_fn(mean, std, scale, data.captions, texts, noise_scheduler, un, seed=cfg.seed,
+    loss_fn = make_unet_loss_fn(mean, std, scale, captions_per_image, texts, noise_scheduler, un, seed=cfg.seed,
                                 rank=accelerator.process_index, world=world, device=accelerator.device,
-                                lesion_masks=data.masks)
-    if un.lesion_weight > 0 and data.masks is None:
+                                lesion_masks=masks)
+    if un.lesion_weight > 0 and masks is None:
         logger.warning("lesion_weight=%g ignored: not every training row has a mask", un.lesion_weight)
     prompts, real = _sample_prompts(data, cfg.num_samples)
 
