@@ -112,8 +112,12 @@ def test_written_files_respect_the_umask(tmp_path, umask):
     import os
     import stat
 
+    import torch
+
     from synthmed.data import write_records
+    from synthmed.models.ldm import AutoencoderConfig, build_autoencoder
     from synthmed.utils.provenance import write_json_atomic
+    from synthmed.utils.tmpfiles import apply_umask, save_safetensors
 
     old = os.umask(umask)
     try:
@@ -121,8 +125,13 @@ def test_written_files_respect_the_umask(tmp_path, umask):
             w.add("a.png", _img(), mask=np.zeros((6, 6), bool))
         write_records(tmp_path / "ds", read_records(tmp_path / "ds"))  # what caption does to metadata.jsonl
         write_json_atomic(tmp_path / "ds" / "synthmed.json", {"x": 1})
+        save_safetensors({"w": torch.zeros(2)}, tmp_path / "ds" / "w.safetensors")  # safetensors alone: 0600
+        save_pipeline_part = build_autoencoder(AutoencoderConfig(block_out_channels=[8], norm_num_groups=4), 1)
+        save_pipeline_part.save_pretrained(tmp_path / "ds" / "vae")
+        apply_umask(tmp_path / "ds" / "vae")
     finally:
         os.umask(old)
-    for name in ("metadata.jsonl", "images/a.png", "masks/a.png", "synthmed.json"):
+    for name in ("metadata.jsonl", "images/a.png", "masks/a.png", "synthmed.json", "w.safetensors",
+                 "vae/diffusion_pytorch_model.safetensors", "vae/config.json"):
         mode = stat.S_IMODE((tmp_path / "ds" / name).stat().st_mode)
         assert mode == 0o666 & ~umask, (name, oct(mode))

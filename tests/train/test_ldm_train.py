@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import torch
 from synthmed.errors import ConfigError
 from synthmed.testing.ldm import tiny_train_config
 from synthmed.train.ldm import train_ldm
+from synthmed.utils.tmpfiles import current_umask
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -41,6 +43,9 @@ def test_output_is_a_pipeline_folder_with_provenance(trained_ldm: Path):
     assert (trained_ldm / "samples" / "unet-step-0000006.png").is_file()
     # Weights only ever as safetensors: no pickles anywhere in the model directory.
     assert not [p for p in trained_ldm.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt")]
+    # Weights are as readable as every other file (safetensors writes 0600 on its own).
+    weights = {stat.S_IMODE(p.stat().st_mode) for p in trained_ldm.rglob("*.safetensors")}
+    assert weights == {0o666 & ~current_umask()}, sorted(oct(m) for m in weights)
 
 
 def test_vanilla_diffusers_loads_and_runs_it_without_synthmed(trained_ldm: Path):

@@ -33,6 +33,9 @@ def ldm_command(
     resolution: int | None = RESOLUTION,
     text_encoder: str | None = typer.Option(None, "--text-encoder",
                                             help="Hub id, local path, or alias (minilm, clip-vit-l-14)."),
+    pretrained_autoencoder: str | None = typer.Option(
+        None, "--pretrained-autoencoder", help="A trained AutoencoderKL (folder, pipeline folder, or "
+        "builtin:phantom-vae-128): stage 1 is skipped."),
     seed: int | None = SEED,
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
@@ -45,6 +48,7 @@ def ldm_command(
 
     overrides = {"data": str(data) if data else None, "out": str(out) if out else None, "max_steps": max_steps,
                  "minutes": minutes, "resolution": resolution, "text_encoder": text_encoder, "seed": seed,
+                 "pretrained_autoencoder": pretrained_autoencoder,
                  "resume": resume or None, "overwrite": overwrite or None, "mixed_precision": mixed_precision,
                  "progress": False if no_progress else None}
     cfg = load_config(LDMTrainConfig, config, overrides)

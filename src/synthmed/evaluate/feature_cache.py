@@ -31,7 +31,7 @@ def cache_key(data_hash: str, extractor: FeatureExtractor) -> str:
 
 
 def _save(path: Path, feats: ExtractedFeatures, meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
+    from synthmed.utils.tmpfiles import save_safetensors
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": feats.features.contiguous()}
@@ -40,7 +40,7 @@ def _save(path: Path, feats: ExtractedFeatures, meta: dict[str, str]) -> None:
     fd, tmp = mkstemp_for(path.parent, suffix=".safetensors")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        save_safetensors(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

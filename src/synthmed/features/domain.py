@@ -116,14 +116,14 @@ def build_domain_module(directory: Path, cfg: dict[str, Any], *, trust_code: boo
 
 def save_domain_encoder(module: nn.Module, directory: str | Path, config: dict[str, Any]) -> Path:
     """Write ``module``'s weights and ``config`` (see the module docstring) as a domain encoder directory."""
-    from safetensors.torch import save_file
+    from synthmed.utils.tmpfiles import save_safetensors
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     cfg = {"format": FORMAT, **config}
     (directory / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
-              str(directory / WEIGHTS_FILE))
+    save_safetensors({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+                     str(directory / WEIGHTS_FILE))
     return directory
 
 

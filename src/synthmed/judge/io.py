@@ -41,6 +41,7 @@ from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import outputs_to_findings
 from synthmed.utils import outdir
+from synthmed.utils.builtin import builtin_names, resolve_builtin
 from synthmed.utils.configs import format_validation_error
 from synthmed.utils.provenance import write_json_atomic
 
@@ -50,13 +51,11 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "real_test_metrics.json"
 PROVENANCE_FILE = "synthmed.json"
-BUILTIN_PREFIX = "builtin:"
-_ASSETS = Path(__file__).parent / "assets"
 
 
 def builtin_judges() -> list[str]:
     """Names of the judges shipped with synthmed (``builtin:<name>``)."""
-    return sorted(p.name for p in _ASSETS.iterdir() if (p / WEIGHTS_FILE).is_file()) if _ASSETS.is_dir() else []
+    return builtin_names("judge")
 
 
 def resolve_judge(ref: str | Path) -> Path:
@@ -65,14 +64,7 @@ def resolve_judge(ref: str | Path) -> Path:
     Raises:
         DataError: an unknown built-in name (listing the available ones).
     """
-    text = str(ref)
-    if not text.startswith(BUILTIN_PREFIX):
-        return Path(ref)
-    name = text[len(BUILTIN_PREFIX):]
-    if name not in builtin_judges():
-        raise DataError(f"unknown built-in judge {name!r}; available: "
-                        + ", ".join(BUILTIN_PREFIX + n for n in builtin_judges()), text)
-    return _ASSETS / name
+    return resolve_builtin(ref, "judge")
 
 
 class FindingsJudge:
@@ -93,11 +85,11 @@ class FindingsJudge:
     # -- persistence -------------------------------------------------------------------
     def save_pretrained(self, out: str | Path, *, provenance: dict[str, Any] | None = None) -> Path:
         """Write weights, config, real-test metrics and provenance to ``out``."""
-        from safetensors.torch import save_file
+        from synthmed.utils.tmpfiles import save_safetensors
 
         out = outdir.make_locked(out)
         state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "arch": self.config.arch})
+        save_safetensors(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "arch": self.config.arch})
         write_json_atomic(out / CONFIG_FILE, self.config.model_dump(mode="json"))
         write_json_atomic(out / METRICS_FILE, self.real_test_metrics)
         if provenance is not None:

@@ -136,13 +136,13 @@ def prediction_views(flip: bool, shift: int) -> list[tuple[bool, int, int]]:
 
 def save_localizer(out: str | Path, localizer: Localizer) -> None:
     """Write ``config.json`` and ``decoders.safetensors`` to ``out`` (the backbone is saved by the trainer)."""
-    from safetensors.torch import save_file
+    from synthmed.utils.tmpfiles import save_safetensors
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {f"decoders.{k}": v.detach().cpu().contiguous() for k, v in localizer.decoders.state_dict().items()}
     tensors["text_features"] = localizer.text.detach().cpu().contiguous()
-    save_file(tensors, str(out / WEIGHTS_FILE))
+    save_safetensors(tensors, str(out / WEIGHTS_FILE))
     (out / CONFIG_FILE).write_text(json.dumps(localizer.config.model_dump(mode="json"), indent=2) + "\n",
                                    encoding="utf-8")
 

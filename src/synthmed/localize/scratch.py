@@ -42,6 +42,7 @@ from synthmed.utils.optim import fused_option
 from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
+from synthmed.utils.tmpfiles import apply_umask
 from synthmed.utils.training_state import (
     has_training_state,
     load_training_state,
@@ -212,6 +213,7 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     side = cfg.image_size
     CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
                        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)).save_pretrained(out)
+    apply_umask(out)
     write_json_atomic(out / "synthmed.json", provenance(
         kind="localize-backbone", config=cfg.model_dump(mode="json"), data_hash=hash_dataset(cfg.data),
         final_loss=last, train_images=len(items), seconds=round(time.perf_counter() - t0, 1)))

@@ -36,6 +36,7 @@ from synthmed.utils.optim import decay_tail_factor, fused_option
 from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
 from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
+from synthmed.utils.tmpfiles import apply_umask
 from synthmed.utils.training_state import (
     has_training_state,
     load_training_state,
@@ -234,6 +235,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
             if src_pre.is_file():
                 shutil.copy(src_pre, out / BACKBONE_DIR / "preprocessor_config.json")
         backbone.model.save_pretrained(out / BACKBONE_DIR, safe_serialization=True)
+        apply_umask(out / BACKBONE_DIR)
         backbone_ref = BACKBONE_DIR
     else:
         backbone_ref = backbone_name

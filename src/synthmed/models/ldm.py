@@ -18,6 +18,10 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthmed.errors import DataError
+from synthmed.utils.builtin import resolve_builtin
+from synthmed.utils.tmpfiles import apply_umask
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +124,31 @@ def build_autoencoder(cfg: AutoencoderConfig, image_channels: int) -> torch.nn.M
     )
 
 
+AUTOENCODER_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def autoencoder_folder(ref: str | Path) -> Path:
+    """The ``AutoencoderKL`` folder of ``ref``: ``builtin:<name>``, a model's ``vae/`` folder or a pipeline folder.
+
+    Raises:
+        DataError: an unknown built-in name, or a folder without an autoencoder.
+    """
+    path = resolve_builtin(ref, "autoencoder")
+    if (path / "vae" / "config.json").is_file():
+        path = path / "vae"
+    if not (path / "config.json").is_file() or not (path / AUTOENCODER_WEIGHTS).is_file():
+        raise DataError(f"not an autoencoder folder: expected config.json and {AUTOENCODER_WEIGHTS} (a diffusers "
+                        "AutoencoderKL folder, a pipeline folder with vae/, or builtin:<name>)", path)
+    return path
+
+
+def load_autoencoder(ref: str | Path) -> torch.nn.Module:
+    """A trained ``AutoencoderKL`` (float32, eval mode) from :func:`autoencoder_folder` ``(ref)``."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(autoencoder_folder(ref), torch_dtype=torch.float32).eval()
+
+
 def build_unet(cfg: UNetConfig, *, latent_channels: int, sample_size: int,
                cross_attention_dim: int) -> torch.nn.Module:
     """An untrained ``UNet2DConditionModel`` for (B, latent_channels, sample_size, sample_size) latents.
@@ -174,4 +203,5 @@ def save_pipeline(out: str | Path, **parts) -> Path:
     """
     out = Path(out)
     assemble_pipeline(**parts).save_pretrained(out, safe_serialization=True)
+    apply_umask(out)
     return out

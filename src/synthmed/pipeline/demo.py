@@ -165,7 +165,7 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
                                           "n_generated": cfg.n_generated}}
     summary["captioner_accuracy"] = by_name["caption"].summary.get("accuracy_vs_original", {})
     summary["judge_real_test_accuracy"] = by_name["adherence"].summary.get("judge_real_test_accuracy", {})
-    summary["adherence"] = by_name["adherence"].summary.get("accuracy", {})
+    summary["adherence"] = _adherence(json.loads((cfg.out / "eval" / "adherence" / "adherence.json").read_text()))
     model_record = json.loads((cfg.out / "model" / "synthmed.json").read_text())
     summary["ldm_steps"] = {name: (stage or {}).get("steps") for name, stage in model_record["stages"].items()}
     summary["fidelity"] = _headline(json.loads((cfg.out / "eval" / "fidelity" / "fidelity.json").read_text()))
@@ -175,6 +175,18 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
     write_json_atomic(cfg.out / "summary.json", summary)
     (cfg.out / "summary.md").write_text(_markdown(summary))
     return summary
+
+
+def _adherence(record: dict[str, Any]) -> dict[str, Any]:
+    """Per attribute: accuracy, n and its Wilson 95 % interval (attributes the judge cannot score are left out)."""
+    from synthmed.classify.metrics import wilson_interval
+
+    out: dict[str, Any] = {}
+    for name, a in record.get("attributes", {}).items():
+        if a.get("n"):
+            out[name] = {"accuracy": a["accuracy"], "n": a["n"],
+                         "ci95": [round(x, 4) for x in wilson_interval(a["correct"], a["n"])]}
+    return out
 
 
 def _headline(fidelity: dict[str, Any]) -> dict[str, Any]:
@@ -194,17 +206,31 @@ def _headline(fidelity: dict[str, Any]) -> dict[str, Any]:
 def _markdown(summary: dict[str, Any]) -> str:
     lines = ["# synthmed demo", ""]
 
-    def table(title: str, values: dict[str, Any]) -> None:
-        lines.extend([f"## {title}", "", "| attribute | value |", "|---|---|"])
-        for k, v in values.items():
-            shown = v["accuracy"] if isinstance(v, dict) and "accuracy" in v else v
-            lines.append(f"| {k} | {shown:.3f} |" if isinstance(shown, float) else f"| {k} | {shown} |")
+    def shown(v: Any) -> str:
+        if isinstance(v, dict) and "accuracy" in v:
+            ci = v.get("ci95")
+            return shown(v["accuracy"]) + (f" {shown(ci)}" if ci else "")
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(shown(x) for x in v) + "]"
+        return str(v)
+
+    def table(title: str, values: dict[str, Any], header: str = "attribute") -> None:
+        lines.extend([f"## {title}", "", f"| {header} | value |", "|---|---|"])
+        lines.extend(f"| {k} | {shown(v)} |" for k, v in values.items() if not k.endswith("_ci95"))
         lines.append("")
+
+    def with_intervals(values: dict[str, Any]) -> dict[str, Any]:
+        """``fid`` and ``fid_ci95`` -> one row ``fid``: ``value [low, high]``."""
+        return {k: (f"{shown(v)} {shown(values[k + '_ci95'])}" if k + "_ci95" in values else v)
+                for k, v in values.items()}
 
     table("Mask captioner vs phantom ground truth", summary.get("captioner_accuracy", {}))
     table("Judge accuracy on real test images", summary.get("judge_real_test_accuracy", {}))
-    table("Prompt adherence of generated images (judged)", summary.get("adherence", {}))
-    table("Fidelity vs real images", summary.get("fidelity", {}))
-    table("Training steps of the diffusion model", summary.get("ldm_steps", {}))
+    table("Prompt adherence of generated images (judged, 95 % interval)", summary.get("adherence", {}))
+    table("Fidelity vs real images (95 % bootstrap interval)", with_intervals(summary.get("fidelity", {})),
+          header="metric")
+    table("Training steps of the diffusion model", summary.get("ldm_steps", {}), header="stage")
     lines += ["## Timings (s)", ""] + [f"- {k}: {v}" for k, v in summary["timings_s"].items()]
     return "\n".join(lines) + "\n"

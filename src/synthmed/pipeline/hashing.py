@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from synthmed.utils.builtin import is_builtin, resolve_builtin
 from synthmed.utils.provenance import hash_file, write_json_atomic
 
 CACHE_FILE = "hash-cache.json"
@@ -73,7 +74,6 @@ def hash_path(path: Path, cache: HashCache | None = None) -> str:
 
 #: Prefixes of model references whose rest is a hub id or a local folder (``hf:./my-vlm``).
 _MODEL_PREFIXES = ("hf:",)
-_BUILTIN_PREFIX = "builtin:"
 
 
 def reference_target(value: str) -> str:
@@ -87,19 +87,18 @@ def reference_target(value: str) -> str:
 def hash_input(value: Any, base: Path, cache: HashCache | None = None) -> str | None:
     """The content hash of a setting that names a file or directory, or None if it names none.
 
-    ``hf:<folder>`` hashes the folder, and ``builtin:<name>`` the judge shipped in the package
-    (so a new release with other weights reruns the stage). Values that are not existing
+    ``hf:<folder>`` hashes the folder, and ``builtin:<name>`` the model shipped in the package
+    (a judge, an autoencoder; so a new release with other weights reruns the stage). Values that are not existing
     paths (a hub id such as ``runwayml/stable-diffusion-v1-5``, ``mask``, ``api:<model>``)
     hash as their text in the stage key, which is enough: the text is the identity.
     """
     if not isinstance(value, str | Path) or not str(value):
         return None
-    if isinstance(value, str) and value.startswith(_BUILTIN_PREFIX):
+    if is_builtin(value):
         from synthmed.errors import DataError
-        from synthmed.judge.io import resolve_judge
 
         try:
-            return hash_path(resolve_judge(value), cache)
+            return hash_path(resolve_builtin(value), cache)
         except DataError:  # an unknown name: the stage itself will say so
             return None
     p = Path(reference_target(value) if isinstance(value, str) else value)

@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from synthmed.errors import CheckpointError
 from synthmed.utils.provenance import write_json_atomic
+from synthmed.utils.tmpfiles import save_safetensors
 
 STATE_FILE = "state.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
@@ -97,10 +98,10 @@ def save_training_state(directory: str | Path, *, tensors: dict[str, dict[str, t
             shutil.rmtree(stale)
     tmp.mkdir(parents=True)
     for name, group in tensors.items():
-        save_file(_contiguous(group), str(tmp / f"{name}.safetensors"))
+        save_safetensors(_contiguous(group), str(tmp / f"{name}.safetensors"))
     if optimizer is not None:
         opt_tensors, opt_meta = split_optimizer_state(optimizer.state_dict())
-        save_file(opt_tensors, str(tmp / OPTIMIZER_TENSORS))
+        save_safetensors(opt_tensors, str(tmp / OPTIMIZER_TENSORS))
         write_json_atomic(tmp / OPTIMIZER_META, opt_meta)
     if scheduler is not None:
         write_json_atomic(tmp / SCHEDULER_FILE, scheduler.state_dict())

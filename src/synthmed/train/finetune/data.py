@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from synthmed.errors import DataError
 from synthmed.train.ldm.data import TrainingData, latent_cache_is_current, load_training_data
+from synthmed.utils.tmpfiles import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ def cached_latents(vae, images: torch.Tensor, *, path: Path, digest: str, flip: 
             mean, std = encode_latents(vae, images, flip=flip, device=device)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp), metadata={"digest": digest})
+            save_safetensors({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp),
+                             metadata={"digest": digest})
             tmp.replace(path)
             logger.info("cached %d x %d latents %s in %.1f s", mean.shape[0], mean.shape[1], tuple(mean.shape[2:]),
                         time.monotonic() - t0)

@@ -44,6 +44,7 @@ from synthmed.train.finetune.core import FinetuneRun, Validation, run_finetune, 
 from synthmed.train.finetune.data import FinetuneData, LatentCache, cached_latents, load_finetune_data
 from synthmed.train.ldm.unet import choose_prompts
 from synthmed.utils.outdir import first_argument, writes_to
+from synthmed.utils.tmpfiles import apply_umask
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,7 @@ def _run_stage(cfg: KandinskyTrainConfig, which: str, out: Path, data: FinetuneD
         net = accelerator.unwrap_model(module)
         net = net.unet if which == "decoder" else net.prior
         net.save_lora_adapter(str(out), adapter_name="default", upcast_before_saving=True, safe_serialization=True)
+        apply_umask(out / LORA_FILE)
         size = (out / LORA_FILE).stat().st_size
         logger.info("kandinsky %s LoRA: %s (%.2f MB)", which, out / LORA_FILE, size / 1e6)
         return {"lora_file": LORA_FILE, "lora_file_bytes": size}

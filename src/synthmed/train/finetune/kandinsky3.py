@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 from pydantic import Field
-from safetensors.torch import save_file
 
 from synthmed.train.finetune.components import check_base, load_component, model_index
 from synthmed.train.finetune.config import FinetuneConfig, LoraSpec
@@ -35,6 +34,7 @@ from synthmed.train.finetune.core import FinetuneRun, Validation, run_finetune, 
 from synthmed.train.finetune.data import cached_latents, load_finetune_data
 from synthmed.train.ldm.unet import choose_prompts
 from synthmed.utils.outdir import first_argument, writes_to
+from synthmed.utils.tmpfiles import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +138,8 @@ def train_kandinsky3(config: Kandinsky3TrainConfig) -> Path:
         sd = {f"unet.{k}": v.detach().float().cpu().contiguous() for k, v in sd.items()}
         meta = lora_config.to_dict()
         meta = {k: sorted(v) if isinstance(v, set) else v for k, v in meta.items()}
-        save_file(sd, str(cfg.out / LORA_FILE),
-                  metadata={"format": "pt", "lora_adapter_metadata": json.dumps({f"unet.{k}": v for k, v in
-                                                                                meta.items()}, default=str)})
+        adapter_metadata = json.dumps({f"unet.{k}": v for k, v in meta.items()}, default=str)
+        save_safetensors(sd, cfg.out / LORA_FILE, metadata={"format": "pt", "lora_adapter_metadata": adapter_metadata})
         size = (cfg.out / LORA_FILE).stat().st_size
         logger.info("kandinsky 3 LoRA: %s (%.2f MB)", cfg.out / LORA_FILE, size / 1e6)
         return {"lora_file": LORA_FILE, "lora_file_bytes": size, "lora": cfg.lora.model_dump(mode="json")}

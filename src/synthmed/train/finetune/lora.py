@@ -31,6 +31,7 @@ from synthmed.train.finetune.data import FinetuneData, load_finetune_data
 from synthmed.train.finetune.families import get_family
 from synthmed.train.ldm.unet import choose_prompts
 from synthmed.utils.outdir import first_argument, writes_to
+from synthmed.utils.tmpfiles import apply_umask
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def build_lora_run(cfg: LoraTrainConfig, accelerator, data: FinetuneData, family
         if cfg.train_text_encoder:
             metadata["text_encoder"] = text_encoders[0].peft_config["default"].to_dict()
         family.save_lora(cfg.out, unet_sd, te_sds, metadata)
+        apply_umask(cfg.out)
         size = (cfg.out / LORA_FILE).stat().st_size
         logger.info("LoRA weights: %s (%.2f MB)", cfg.out / LORA_FILE, size / 1e6)
         return {"lora_file": LORA_FILE, "lora_file_bytes": size,

@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from synthmed.errors import ConfigError, DataError
 from synthmed.train.finetune.components import check_base
@@ -33,6 +32,7 @@ from synthmed.train.finetune.data import FinetuneData, load_finetune_data
 from synthmed.train.finetune.families import get_family
 from synthmed.train.finetune.lora import family_pipeline, load_frozen_parts
 from synthmed.utils.outdir import first_argument, writes_to
+from synthmed.utils.tmpfiles import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +133,11 @@ def _export(cfg: TextualInversionConfig, family, module: DenoiseTrainable, slice
         if len(cfg.concepts) == 1:
             names.append("learned_embeds.safetensors")
         for name in names:
-            save_file(state, str(cfg.out / name), metadata={"token": c.token, "num_vectors": str(c.num_vectors)})
+            save_safetensors(state, str(cfg.out / name), metadata={"token": c.token, "num_vectors": str(c.num_vectors)})
         if cfg.a1111 and family.name != "sdxl":
             torch.save({"string_to_param": {"*": tables[0]}, "name": c.token, "step": steps},
                        cfg.out / f"{slug(c.token)}.pt")
-            save_file({"emb_params": tables[0]}, str(cfg.out / f"{slug(c.token)}.a1111.safetensors"))
+            save_safetensors({"emb_params": tables[0]}, str(cfg.out / f"{slug(c.token)}.a1111.safetensors"))
             names += [f"{slug(c.token)}.pt", f"{slug(c.token)}.a1111.safetensors"]
         for name in names:
             files[name] = (cfg.out / name).stat().st_size

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from synthmed.errors import CheckpointError
 from synthmed.utils.provenance import write_json_atomic
+from synthmed.utils.tmpfiles import save_safetensors
 from synthmed.utils.training_state import join_optimizer_state, split_optimizer_state
 
 STATE_FILE = "state.json"
@@ -106,7 +107,7 @@ def begin_checkpoint(root: str | Path, step: int) -> Path:
 def write_rng(tmp: Path, rank: int) -> None:
     """Save this process's RNG states into a checkpoint being written (every process)."""
     tensors, meta = _rng_state()
-    save_file(tensors, str(tmp / f"rng-{rank}.safetensors"))
+    save_safetensors(tensors, str(tmp / f"rng-{rank}.safetensors"))
     write_json_atomic(tmp / f"rng-{rank}.json", meta)
 
 
@@ -127,11 +128,11 @@ def write_main(tmp: Path, *, model: torch.nn.Module, optimizer: torch.optim.Opti
         weights = trainable_state(model)
     else:
         weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"))
+    save_safetensors(weights, str(tmp / "model.safetensors"))
     if ema_state is not None:
-        save_file({k: v.contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
+        save_safetensors({k: v.contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
     tensors, meta = split_optimizer_state(optimizer.state_dict())
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    save_safetensors(tensors, str(tmp / "optimizer.safetensors"))
     write_json_atomic(tmp / "optimizer.json", meta)
     write_json_atomic(tmp / "scheduler.json", scheduler.state_dict())
     write_json_atomic(tmp / STATE_FILE, {"step": state.step, "total_steps": state.total_steps,

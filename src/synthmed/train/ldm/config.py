@@ -105,6 +105,9 @@ class LDMTrainConfig(_Strict):
     minutes: float | None = Field(None, gt=0)
     autoencoder_fraction: float = Field(0.3, gt=0, lt=1)
     max_steps: int | None = Field(None, ge=1)
+    pretrained_autoencoder: str | None = Field(
+        None, description="use this trained AutoencoderKL (a folder, a pipeline folder with vae/, or builtin:<name>, "
+        "e.g. builtin:phantom-vae-128) and skip stage 1; the autoencoder settings are then unused")
     autoencoder: AutoencoderTrainConfig = AutoencoderTrainConfig()
     unet: UNetTrainConfig = UNetTrainConfig()
     checkpoint_every: int = Field(250, ge=1)
@@ -125,10 +128,11 @@ class LDMTrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LDMTrainConfig:
-        if self.resolution is not None and self.resolution % self.autoencoder.model.downsample_factor:
+        if self.pretrained_autoencoder is None and self.resolution is not None \
+                and self.resolution % self.autoencoder.model.downsample_factor:
             raise ValueError(f"resolution {self.resolution} is not a multiple of the autoencoder's downsample "
                              f"factor {self.autoencoder.model.downsample_factor}")
-        for name in ("autoencoder", "unet"):
+        for name in ("autoencoder", "unet") if self.pretrained_autoencoder is None else ("unet",):
             if self.minutes is None and self.stage_max_steps(getattr(self, name)) is None:
                 raise ValueError(f"{name}.max_steps is unset and no time budget (minutes) is given")
         if self.resume and self.overwrite:

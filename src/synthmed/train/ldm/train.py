@@ -25,9 +25,17 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-from synthmed.models.ldm import build_autoencoder, build_noise_scheduler, build_unet, save_pipeline
+from synthmed.errors import ConfigError
+from synthmed.models.ldm import (
+    AUTOENCODER_WEIGHTS,
+    autoencoder_folder,
+    build_autoencoder,
+    build_noise_scheduler,
+    build_unet,
+    load_autoencoder,
+    save_pipeline,
+)
 from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
 from synthmed.train.ldm.augment import augmented_copies
 from synthmed.train.ldm.autoencoder import (
@@ -45,7 +53,8 @@ from synthmed.train.ldm.samples import reconstruction_grid, save_grid, text_to_i
 from synthmed.train.ldm.unet import make_unet_loss_fn
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import hash_dataset, hash_file, provenance, write_json_atomic
+from synthmed.utils.tmpfiles import apply_umask, save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +115,24 @@ def _train_autoencoder(accelerator, cfg: LDMTrainConfig, data: TrainingData, *, 
     return vae.eval(), result
 
 
+def _pretrained_autoencoder(cfg: LDMTrainConfig, data: TrainingData) -> dict:
+    """Check a given trained autoencoder against the data; its record for the training state.
+
+    Raises:
+        ConfigError: its channels or downsampling do not fit the data.
+    """
+    folder = autoencoder_folder(cfg.pretrained_autoencoder)  # type: ignore[arg-type]
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    factor = 2 ** (len(config.get("block_out_channels", ())) - 1)
+    if config.get("in_channels") != data.channels:
+        raise ConfigError(f"pretrained_autoencoder {cfg.pretrained_autoencoder!r} takes {config.get('in_channels')}-"
+                          f"channel images, but the data have {data.channels}")
+    if data.resolution % factor:
+        raise ConfigError(f"resolution {data.resolution} is not a multiple of the downsample factor {factor} of "
+                          f"pretrained_autoencoder {cfg.pretrained_autoencoder!r}")
+    return {"pretrained": cfg.pretrained_autoencoder, "weights_sha256": hash_file(folder / AUTOENCODER_WEIGHTS)}
+
+
 def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor, n_originals: int,
                     digest: str) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Encode the training images once (main process), then load on every process.
@@ -120,8 +147,8 @@ def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor,
             mean, std = encode_images(vae, images, device=accelerator.device)
             scale = latent_scaling_factor(mean[:n_originals], std[:n_originals])
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(path),
-                      metadata={"digest": digest, "scaling_factor": repr(scale)})
+            save_safetensors({"mean": mean.contiguous(), "std": std.contiguous()}, str(path),
+                             metadata={"digest": digest, "scaling_factor": repr(scale)})
             logger.info("cached %d latents %s in %.1f s (scaling factor %.4f)", len(mean), tuple(mean.shape[1:]),
                         time.monotonic() - t0, scale)
     accelerator.wait_for_everyone()
@@ -195,11 +222,26 @@ def train_ldm(config: LDMTrainConfig) -> Path:
         if accelerator.is_main_process:
             write_json_atomic(cfg.out / STATE_FILE, state)
 
-    # Stage 1: autoencoder.
+    # Stage 1: autoencoder (or a trained one, given).
     ae_digest = _digest(cfg, cfg.autoencoder, data_hash)
+    pretrained = None
+    if cfg.pretrained_autoencoder is not None:
+        pretrained = _pretrained_autoencoder(cfg, data)
+        ae_digest = hashlib.sha256((ae_digest + pretrained["weights_sha256"]).encode()).hexdigest()
+        started_with = state.get("autoencoder", {}).get("weights_sha256")
+        if started_with is not None and started_with != pretrained["weights_sha256"]:
+            raise ConfigError(f"{cfg.out} was started with another pretrained autoencoder; resume it with that one, "
+                              "or start afresh with --overwrite")
     if state.get("autoencoder", {}).get("done"):
         vae = AutoencoderKL.from_pretrained(cfg.out / "vae").to(accelerator.device).eval()
         logger.info("autoencoder: done earlier, loaded from %s", cfg.out / "vae")
+    elif pretrained is not None:
+        vae = load_autoencoder(cfg.pretrained_autoencoder).to(accelerator.device)
+        if accelerator.is_main_process:
+            _, mae = reconstruction_grid(vae, data.images[:8], accelerator.device)
+            state["autoencoder"] = {"done": True, **pretrained, "reconstruction_mae": mae}
+            logger.info("autoencoder: %s, not trained (reconstruction error %.4f on this data)",
+                        cfg.pretrained_autoencoder, mae)
     else:
         deadline = t_begin + cfg.minutes * 60 * cfg.autoencoder_fraction if cfg.minutes else None
         vae, ae_result = _train_autoencoder(accelerator, cfg, data, digest=ae_digest, deadline=deadline)
@@ -223,6 +265,7 @@ def train_ldm(config: LDMTrainConfig) -> Path:
     vae.register_to_config(scaling_factor=scale)
     if accelerator.is_main_process and not state.get("autoencoder", {}).get("saved"):
         vae.save_pretrained(cfg.out / "vae", safe_serialization=True)
+        apply_umask(cfg.out / "vae")
         state["autoencoder"]["saved"] = True
         save_state()
     accelerator.wait_for_everyone()
