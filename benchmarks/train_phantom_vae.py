@@ -33,6 +33,7 @@ from synthmed.models.ldm import AUTOENCODER_WEIGHTS, load_autoencoder
 from synthmed.train.ldm import train_ldm
 from synthmed.train.ldm.config import LDMTrainConfig
 from synthmed.utils.provenance import hash_file, provenance, write_json_atomic
+from synthmed.utils.tmpfiles import apply_umask
 
 PHANTOM = {"n": 2000, "size": 128, "seed": 1}
 AUTOENCODER = {"model": {"block_out_channels": [32, 64, 128, 128], "norm_num_groups": 16}, "warmup_steps": 100}
@@ -60,6 +61,7 @@ def main() -> None:
     vae = load_autoencoder(run)
     args.package.mkdir(parents=True, exist_ok=True)
     vae.to(torch.float16).save_pretrained(args.package, safe_serialization=True)
+    apply_umask(args.package)
     record = json.loads((run / "synthmed.json").read_text())
     write_json_atomic(args.package / "synthmed.json", provenance(
         kind="autoencoder", recipe="benchmarks/train_phantom_vae.py", phantom=PHANTOM,
