@@ -59,8 +59,9 @@ DEMO_SAMPLER = {"scheduler": "euler-ancestral", "guidance_scale": 6.0}
 #: is. The demo's budget then goes to the UNet; "A trained first stage" in docs/ldm.md has the A/B.
 DEMO_AUTOENCODER = "builtin:phantom-vae-128"
 #: UNet optimizer steps (batch 16), fixed so that the figures do not depend on the machine's speed.
-#: Sized on measured speeds (docs/ldm.md, "The demo's budget"): a fresh install on a slow shared
-#: 2-core CPU ran 2,630 UNet and about 1,000 autoencoder steps in 14 min 30 s of demo.
+#: Sized on measured speeds (docs/ldm.md, "The demo now"): a fresh install on a slow shared 2-core
+#: CPU ran 2,630 UNet and about 1,000 autoencoder steps in 14 min 30 s of demo; the shipped first
+#: stage frees the autoencoder's share for UNet steps.
 DEMO_UNET_STEPS = 3600
 _MIN_LDM_MINUTES = 2.0
 
