@@ -19,8 +19,9 @@ Rerunning with the same options skips every unchanged stage.
 
 The LDM's first stage is the shipped :data:`DEMO_AUTOENCODER`; its UNet trains for a fixed,
 seeded number of steps (:data:`DEMO_UNET_STEPS`), so the same
-command gives the same model and the same figures on every machine, up to float noise; it
-is sized so that a slow, busy 2-core CPU still finishes in about 15 minutes. ``--minutes``
+command gives the same model and the same figures on every machine (a quiet and a busy run
+trained bit-identical weights); it took 9 minutes on a quiet 2-core CPU, 15 with another
+process busy on one of the cores for most of the run. ``--minutes``
 adds a wall-time cap: the diffusion model then trains with ``minutes: auto`` (what is left
 after the earlier stages and the reserves of generation and evaluation), at most the fixed
 steps, so a slow machine stops early and its figures depend on its speed.
