@@ -163,10 +163,11 @@ def test_list_inputs_outside_the_run_are_hashed_one_by_one(tmp_path, monkeypatch
 
 
 def test_model_references_are_hashed_by_what_they_name(tmp_path, monkeypatch):
-    """``hf:<folder>`` captioners enter the key by the folder's content; ``builtin:`` judges by the packaged weights."""
+    """``hf:<folder>`` captioners enter the key by the folder's content; ``builtin:`` models by the packaged weights."""
     from synthmed.judge.io import resolve_judge
     from synthmed.pipeline.hashing import HashCache, hash_path
     from synthmed.pipeline.runner import _input_hashes
+    from synthmed.utils.builtin import resolve_builtin
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "vlm").mkdir()
@@ -186,6 +187,10 @@ def test_model_references_are_hashed_by_what_they_name(tmp_path, monkeypatch):
     assert judged["judge"] == hash_path(resolve_judge("builtin:phantom-128-robust"))
     assert _input_hashes(spec, get_stage("evaluate.adherence"), {"judge": "builtin:nope"}, HashCache(None)) == \
         {"judge": None}
+    spec = load_pipeline_config(data={"stages": [{"name": "t", "kind": "train.ldm"}]}).stages[0]
+    first_stage = _input_hashes(spec, get_stage("train.ldm"), {"pretrained_autoencoder": "builtin:phantom-vae-128"},
+                                HashCache(None))
+    assert first_stage["pretrained_autoencoder"] == hash_path(resolve_builtin("builtin:phantom-vae-128"))
     notes = check_pipeline(load_pipeline_config(data={"stages": [
         {"name": "c", "kind": "caption", "settings": {"data": "./data", "captioner": "hf:./missing-vlm"}}]}),
         tmp_path / "run").notes
