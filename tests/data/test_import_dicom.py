@@ -214,3 +214,13 @@ def test_a_bad_voi_lut_function_names_the_file(tmp_path):
     src = _mr_small(tmp_path, "badfn", VOILUTFunction="GAMMA")
     with pytest.raises(DataError, match=r"a\.dcm: VOI LUT Function 'GAMMA'"):
         import_dataset("dicom", src, tmp_path / "out", file_window=True, strict=True, progress=False)
+
+
+def test_an_unreadable_rescale_slope_names_the_file(tmp_path):
+    src = _mr_small(tmp_path, "badslope", RescaleSlope="1", RescaleIntercept="0")
+    ds = pydicom.dcmread(src / "a.dcm")
+    ds["RescaleSlope"].VR = "LO"  # a value that is not a number
+    ds["RescaleSlope"].value = "one"
+    ds.save_as(src / "a.dcm")
+    with pytest.raises(DataError, match=r"a\.dcm: unusable Modality LUT"):
+        import_dataset("dicom", src, tmp_path / "out", strict=True, progress=False)

@@ -178,10 +178,10 @@ def _modality_values(ds: Any, pixels: np.ndarray, path: Path) -> np.ndarray:
     """
     from pydicom.pixels import apply_modality_lut
 
-    if not ds.get("ModalityLUTSequence") and float(ds.get("RescaleSlope", 1) or 1) == 1 \
-            and float(ds.get("RescaleIntercept", 0) or 0) == 0:
-        return pixels
     try:
+        if not ds.get("ModalityLUTSequence") and float(ds.get("RescaleSlope", 1) or 1) == 1 \
+                and float(ds.get("RescaleIntercept", 0) or 0) == 0:
+            return pixels
         values = apply_modality_lut(pixels, ds)
     except (ValueError, AttributeError, IndexError, TypeError, struct_error) as err:
         raise DataError(f"unusable Modality LUT ({type(err).__name__}: {err})", path) from err
