@@ -15,7 +15,7 @@ from synthmed.errors import ConfigError, DataError
 from synthmed.localize.config import LocalizeTrainConfig
 from synthmed.localize.evaluate import LocalizationEvalConfig, evaluate_localization
 from synthmed.localize.localizer import load_localizer
-from synthmed.localize.predict import LocalizePredictConfig, predict_localization
+from synthmed.localize.predict import PREDICTIONS_FILE, LocalizePredictConfig, load_map, predict_localization
 from synthmed.localize.train import train_localizer
 from synthmed.testing.localize import TINY_TRAIN
 from synthmed.utils.training_state import load_training_state
@@ -66,6 +66,16 @@ def test_predict_writes_maps_overlays_findings_and_metrics(trained_localizer, le
     again = evaluate_localization(LocalizationEvalConfig(pred=out, data=lesion_dir, threshold=saved["threshold"]))
     assert again["pixel_auroc"] == pytest.approx(saved["pixel_auroc"], abs=1e-3)  # 16-bit maps
     assert again["image_auroc"] == pytest.approx(saved["image_auroc"])
+
+    # A map from another tool that is not a probability is refused, naming it (the pixel metrics bin [0, 1]).
+    rows = [json.loads(line) for line in (out / PREDICTIONS_FILE).read_text().splitlines()]
+    with_mask = rows[0]  # every row of the lesion dataset has a mask
+    logits = np.full_like(load_map(out / with_mask["map"]), 3.0)
+    np.save(out / "logits.npy", logits)
+    with_mask["map"] = "logits.npy"
+    (out / PREDICTIONS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"anomaly map 'logits.npy' is not finite and in \[0, 1\] \(min 3, max 3\)"):
+        evaluate_localization(LocalizationEvalConfig(pred=out, data=lesion_dir))
 
 
 def test_resume_continues_exactly_where_it_stopped(lesion_dir, trained_localizer, tmp_path):

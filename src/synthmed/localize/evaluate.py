@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthmed.errors import DataError
@@ -56,6 +57,9 @@ def evaluate_localization(cfg: LocalizationEvalConfig) -> dict:
             if not map_path.is_file():
                 raise DataError(f"anomaly map {row['map']!r} is missing", cfg.pred)
             amap = load_map(map_path)
+            if amap.size and not (np.isfinite(amap).all() and amap.min() >= 0.0 and amap.max() <= 1.0):
+                raise DataError(f"anomaly map {row['map']!r} is not finite and in [0, 1] (min {np.nanmin(amap):g}, "
+                                f"max {np.nanmax(amap):g}); scale it to [0, 1]", cfg.pred)
             if amap.shape != it.mask.shape:
                 raise DataError(f"map {row['map']!r} is {amap.shape} but the mask of {it.record.file_name!r} is "
                                 f"{it.mask.shape}", cfg.pred)
