@@ -63,6 +63,8 @@ class StageDef:
             (False: ``entry(config)``, its return value is recorded only if it is a dict).
         produces_dataset: The output directory is a dataset (its content hash goes into provenance).
         auto_minutes: The config has a ``minutes`` field that may be ``auto`` (the run's budget).
+        result: ``"module:Class"`` of the :class:`~synthmed.results.StageResult` the stage writes
+            into its directory (None: it writes none the report summarises).
     """
 
     kind: str
@@ -77,6 +79,7 @@ class StageDef:
     adapter: bool = False
     produces_dataset: bool = False
     auto_minutes: bool = False
+    result: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- loading -------------------------------------------------------------------------------
@@ -94,6 +97,20 @@ class StageDef:
 
     def function(self) -> Callable[..., Any]:
         return self._load(self.entry)
+
+    def read_result(self, out_dir: Path) -> Any:
+        """The stage's typed result read from ``out_dir``, or None when it writes none or has not yet.
+
+        Raises:
+            DataError: the result file exists but cannot be read as this kind's result.
+        """
+        if self.result is None:
+            return None
+        from synthmed.results import read_result
+
+        cls = self._load(self.result)
+        path = out_dir / cls.FILE
+        return read_result(path, cls) if path.is_file() else None
 
     def available(self) -> str | None:
         """None when the stage can run here, else the reason it cannot."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from synthmed.pipeline.registry import StageDef, register
 
 _A = "synthmed.pipeline.adapters"
+_R = "synthmed.results"
 
 BUILTIN_STAGES = [
     # data
@@ -44,29 +45,29 @@ BUILTIN_STAGES = [
     # evaluate
     StageDef("evaluate.adherence", "does each generated image show what its prompt asked for (judged)",
              "synthmed.evaluate.adherence:AdherenceConfig", f"{_A}:run_adherence", adapter=True,
-             out_file="adherence.json", inputs=("fake", "judge")),
+             out_file="adherence.json", inputs=("fake", "judge"), result=f"{_R}:AdherenceResult"),
     StageDef("evaluate.fidelity", "Fréchet distance, KID, precision/recall, per-finding breakdown",
              "synthmed.evaluate.fidelity_run:FidelityConfig", "synthmed.evaluate.fidelity_run:evaluate_fidelity",
-             out_file="fidelity.json", inputs=("real", "fake", "weights")),
+             out_file="fidelity.json", inputs=("real", "fake", "weights"), result=f"{_R}:FidelityResult"),
     StageDef("evaluate.downstream", "TRTR vs TSTR vs mixed classifiers on held-out real images",
              "synthmed.evaluate.downstream:DownstreamConfig", f"{_A}:run_downstream", adapter=True,
-             out_file="downstream.json", inputs=("real", "synthetic")),
+             out_file="downstream.json", inputs=("real", "synthetic"), result=f"{_R}:DownstreamResult"),
     StageDef("evaluate.privacy", "nearest-training-neighbour memorisation audit",
              "synthmed.evaluate.privacy:PrivacyConfig", "synthmed.evaluate.privacy:evaluate_privacy",
-             inputs=("train", "fake", "test", "weights")),
+             inputs=("train", "fake", "test", "weights"), result=f"{_R}:PrivacyResult"),
     StageDef("evaluate.captions", "captioner accuracy per attribute against reference findings",
              "synthmed.evaluate.captions:CaptionEvalConfig", f"{_A}:run_captions_eval", adapter=True,
-             out_file="captions.json", inputs=("pred", "ref")),
+             out_file="captions.json", inputs=("pred", "ref"), result=f"{_R}:CaptionsResult"),
     # localise and explain
     StageDef("localize.train", "CLIP-based localiser: linear decoders on intermediate ViT layers",
              "synthmed.localize:LocalizeTrainConfig", "synthmed.localize.train:train_localizer",
              inputs=("data", "backbone"), resume_field="resume", overwrite_field="overwrite"),
     StageDef("localize.predict", "anomaly maps, overlays and findings per image",
              "synthmed.localize:LocalizePredictConfig", "synthmed.localize:predict_localization",
-             inputs=("model", "data")),
+             inputs=("model", "data"), result=f"{_R}:LocalizationResult"),
     StageDef("explain", "a VLM explains each localisation (zero-shot / instruction / chain-of-thought)",
              "synthmed.explain:ExplainConfig", f"{_A}:run_explain", adapter=True, out_file="explanation.json",
-             inputs=("data", "pred", "vlm")),
+             inputs=("data", "pred", "vlm"), result=f"{_R}:ExplainResult"),
 ]
 
 for _stage in BUILTIN_STAGES:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthmed.errors import DataError
+from synthmed.errors import ConfigError, DataError
 from synthmed.pipeline.config import REF
 
 
@@ -32,6 +32,20 @@ class StageInfo:
 
     def json(self, name: str) -> dict[str, Any] | None:
         return read_json(self.out / name)
+
+    def result(self) -> Any:
+        """The stage's typed result (:mod:`synthmed.results`), or None when its kind writes none.
+
+        Raises:
+            DataError: naming the result file that cannot be read as this kind's result.
+        """
+        from synthmed.pipeline.registry import get_stage
+
+        try:
+            sdef = get_stage(self.kind)
+        except ConfigError:  # a kind registered by a plug-in that is not installed here
+            return None
+        return sdef.read_result(self.out)
 
 
 def read_json(path: Path) -> Any:

@@ -19,63 +19,17 @@ _FID_KEYS = ("fid", "kid", "precision", "recall", "f1", "density", "coverage", "
 _SHOWN_ATTRS = ("tumor_present", "hemisphere", "lobe", "size_category", "shape", "intensity", "orientation", "edema")
 
 
-def _metric(m: dict[str, Any] | None) -> tuple[float | None, list[float] | None]:
-    if not isinstance(m, dict):
-        return (m if isinstance(m, int | float) else None), None
-    return m.get("value", m.get("mean")), m.get("ci95") or m.get("ci")
-
-
 # -- summary ----------------------------------------------------------------------------------------
 def headline(run: RunData) -> list[tuple[str, str]]:
-    """The numbers a reader wants first, each with its interval when one was computed."""
+    """The numbers a reader wants first, each with its interval when one was computed.
+
+    Each stage kind's result model says which of its numbers these are.
+    """
     out: list[tuple[str, str]] = []
-    for s in run.done("evaluate.fidelity"):
-        res = s.json("fidelity.json") or {}
-        metrics = res.get("metrics", {})
-        for key, label in (("fid", "Fréchet distance"), ("precision", "precision"), ("recall", "recall")):
-            if key in metrics:
-                v, ci = _metric(metrics[key])
-                out.append((f"{label} ({s.name}, {res.get('extractor', {}).get('name', '?')})", with_ci(v, ci)))
-        floor = (res.get("real_vs_real") or {}).get("fid")
-        if floor is not None:
-            out.append((f"Fréchet distance real vs real ({s.name}): the floor", fmt(floor)))
-    for s in run.done("evaluate.adherence"):
-        res = s.json("adherence.json") or {}
-        attrs = res.get("attributes", {})
-        for key in ("tumor_present", "location"):
-            if attrs.get(key, {}).get("n"):
-                out.append(
-                    (
-                        f"adherence: {key} ({s.name}, n={attrs[key]['n']})",
-                        with_ci(attrs[key]["accuracy"], attrs[key].get("ci95")),
-                    )
-                )
-    for s in run.done("evaluate.downstream"):
-        res = s.json("downstream.json") or {}
-        for cond, c in (res.get("conditions") or {}).items():
-            m = (c.get("metrics") or {}).get("auroc") or (c.get("metrics") or {}).get("auc")
-            if m:
-                out.append((f"AUROC {cond} ({s.name})", with_ci(m.get("mean"), m.get("ci"))))
-    for s in run.done("evaluate.privacy"):
-        res = s.json("privacy.json") or {}
-        if "memorisation_fraction" in res:
-            out.append(
-                (
-                    f"likely copies of training images ({s.name})",
-                    f"{res.get('likely_copies', 0)} / {res.get('n_synthetic', '?')}",
-                )
-            )
-    for s in run.done("localize.predict"):
-        res = s.json("metrics.json") or {}
-        for key, value in res.items():
-            if "auroc" in key.lower() and isinstance(value, int | float):
-                out.append((f"{key} ({s.name})", fmt(value)))
-    for s in run.done("evaluate.captions"):
-        for name, c in ((s.json("captions.json") or {}).get("captioners") or {}).items():
-            tp = (c.get("attributes") or {}).get("tumor_present") or {}
-            if tp.get("n"):
-                out.append((f"captioner {name}: tumour presence ({s.name}, n={tp['n']})",
-                            with_ci(tp["accuracy"], tp.get("ci95"))))
+    for s in run.done(""):
+        result = s.result()
+        if result is not None:
+            out += [(label, with_ci(m.value, m.ci95)) for label, m in result.headline(s.name)]
     for s in run.done("caption"):
         acc = s.summary.get("accuracy_vs_original", {}).get("tumor_present")
         if acc:
@@ -280,28 +234,28 @@ def fidelity(run: RunData) -> list[str]:
     out: list[str] = []
     points, by_steps = [], []
     for s in run.done("evaluate.fidelity"):
-        res = s.json("fidelity.json")
-        if not res:
+        res = s.result()
+        if res is None:
             continue
-        metrics = res.get("metrics", {})
-        rows = [[k, with_ci(*_metric(metrics[k]))] for k in _FID_KEYS if k in metrics]
-        floor = res.get("real_vs_real") or {}
-        if floor.get("fid") is not None:
-            rows.append(["fid, real vs real (floor)", fmt(floor["fid"])])
-        ext = res.get("extractor", {})
+        metrics = res.metrics
+        rows = [[k, with_ci(metrics[k].value, metrics[k].ci95)] for k in _FID_KEYS if k in metrics]
+        floor = res.real_vs_real.metrics if res.real_vs_real else {}
+        if "fid" in floor:
+            rows.append(["fid, real vs real (floor)", fmt(floor["fid"].value)])
         out.append(
-            f"<h3>{escape(s.name)}</h3><p class=note>features: {escape(str(ext.get('name')))}; "
-            f"{res.get('n_real')} real vs {res.get('n_fake')} generated images; "
-            f"comparable with published numbers: {fmt(res.get('comparable_with_published'))}</p>"
+            f"<h3>{escape(s.name)}</h3><p class=note>features: {escape(str(res.extractor.get('name')))}; "
+            f"{res.n_real} real vs {res.n_fake} generated images; "
+            f"comparable with published numbers: {fmt(res.comparable_with_published)}</p>"
         )
         out.append(table(["metric", "value [95% CI]"], rows))
-        p, r = _metric(metrics.get("precision"))[0], _metric(metrics.get("recall"))[0]
-        if p is not None and r is not None:
-            points.append((s.name, r, p))
+        if "precision" in metrics and "recall" in metrics:
+            p, r = metrics["precision"].value, metrics["recall"].value
+            if p is not None and r is not None:
+                points.append((s.name, r, p))
         gen = run.stage(s.ref("fake"))
         if gen is not None and "steps" in gen.settings and "fid" in metrics:
-            by_steps.append((gen.settings["steps"], _metric(metrics["fid"])[0]))
-        per = (res.get("breakdown") or {}).get("per_finding") or []
+            by_steps.append((gen.settings["steps"], metrics["fid"].value))
+        per = (res.breakdown or {}).get("per_finding") or []
         if per:
             keys = [k for k in ("fid", "precision", "recall") if any(k in e for e in per)]
             out.append(
@@ -320,7 +274,7 @@ def fidelity(run: RunData) -> list[str]:
                     caption="Per requested finding",
                 )
             )
-        for w in res.get("warnings", [])[:5]:
+        for w in res.warnings[:5]:
             out.append(f"<p class=note>note: {escape(str(w))}</p>")
     plots = []
     if points:
@@ -342,11 +296,11 @@ def fidelity(run: RunData) -> list[str]:
 def adherence(run: RunData) -> list[str]:
     out: list[str] = []
     for s in run.done("evaluate.adherence"):
-        res = s.json("adherence.json")
-        if not res:
+        res = s.result()
+        if res is None:
             continue
-        attrs = {k: v for k, v in res.get("attributes", {}).items() if v.get("n")}
-        judge_acc = res.get("judge_real_test_accuracy") or {}
+        attrs = {k: v for k, v in res.attributes.items() if v.n}
+        judge_acc = res.judge_real_test_accuracy
         names = [a for a in (*_SHOWN_ATTRS, "location") if a in attrs] + [
             a for a in attrs if a not in _SHOWN_ATTRS and a != "location"
         ]
@@ -354,7 +308,7 @@ def adherence(run: RunData) -> list[str]:
             names,
             {
                 "generated (judged)": [
-                    (attrs[a]["accuracy"], tuple(attrs[a]["ci95"]) if attrs[a].get("ci95") else None) for a in names
+                    (attrs[a].value, attrs[a].ci95) for a in names
                 ],
                 "judge on real test": [
                     (judge_acc.get(a) if judge_acc.get(a) is not None else float("nan"), None) for a in names
@@ -365,16 +319,16 @@ def adherence(run: RunData) -> list[str]:
             ymax=1.0,
             width=max(560, 70 * len(names)),
         )
-        unreliable = res.get("judge_unreliable_attributes") or []
-        out.append(f"<h3>{escape(s.name)} (n = {res.get('n')})</h3>" + plot)
+        unreliable = res.judge_unreliable_attributes
+        out.append(f"<h3>{escape(s.name)} (n = {res.n})</h3>" + plot)
         out.append(
             table(
                 ["attribute", "accuracy [95% Wilson CI]", "n", "judge on real test", "judge reliable"],
                 [
                     [
                         a,
-                        with_ci(attrs[a]["accuracy"], attrs[a].get("ci95")),
-                        attrs[a]["n"],
+                        with_ci(attrs[a].value, attrs[a].ci95),
+                        attrs[a].n,
                         judge_acc.get(a),
                         a not in unreliable,
                     ]
@@ -384,7 +338,7 @@ def adherence(run: RunData) -> list[str]:
         )
         mats = []
         for a in names:
-            cm = attrs[a].get("confusion_matrix")
+            cm = attrs[a].confusion_matrix
             if cm and cm.get("matrix") and len(cm["reference"]) <= 12 and len(mats) < 6:
                 mats.append(svg.heatmap(cm["matrix"], cm["reference"], cm["predicted"], title=f"{a}: confusion"))
         if mats:
@@ -395,19 +349,18 @@ def adherence(run: RunData) -> list[str]:
 def downstream(run: RunData) -> list[str]:
     out: list[str] = []
     for s in run.done("evaluate.downstream"):
-        res = s.json("downstream.json")
-        if not res or not res.get("conditions"):
+        res = s.result()
+        if res is None or not res.conditions:
             continue
-        conds = res["conditions"]
+        conds = res.conditions
         metric_names = [
             m
             for m in ("auroc", "accuracy", "balanced_accuracy", "f1")
-            if all(m in (c.get("metrics") or {}) for c in conds.values())
+            if all(m in c.metrics for c in conds.values())
         ]
         series = {
             name: [
-                (c["metrics"][m]["mean"], tuple(c["metrics"][m]["ci"]) if c["metrics"][m].get("ci") else None)
-                for m in metric_names
+                (c.metrics[m].value, c.metrics[m].ci95) for m in metric_names
             ]
             for name, c in conds.items()
         }
@@ -420,9 +373,9 @@ def downstream(run: RunData) -> list[str]:
         rows = [
             [
                 name,
-                c.get("n_real"),
-                c.get("n_synthetic"),
-                *[with_ci(c["metrics"][m]["mean"], c["metrics"][m].get("ci")) for m in metric_names],
+                c.n_real,
+                c.n_synthetic,
+                *[with_ci(c.metrics[m].value, c.metrics[m].ci95) for m in metric_names],
             ]
             for name, c in conds.items()
         ]
@@ -430,11 +383,11 @@ def downstream(run: RunData) -> list[str]:
             table(
                 ["condition", "real", "synthetic", *metric_names],
                 rows,
-                caption=f"test: {res.get('test', {}).get('n')} images, "
-                f"{res.get('test', {}).get('patients')} patients; patient-level bootstrap",
+                caption=f"test: {res.test.get('n')} images, "
+                f"{res.test.get('patients')} patients; patient-level bootstrap",
             )
         )
-        comp = res.get("comparisons") or {}
+        comp = res.comparisons
         if comp:
             out.append(
                 table(
@@ -443,7 +396,7 @@ def downstream(run: RunData) -> list[str]:
                         [
                             k,
                             *[
-                                with_ci((v["metrics"].get(m) or {}).get("value"), (v["metrics"].get(m) or {}).get("ci"))
+                                with_ci(v.metrics[m].value, v.metrics[m].ci95) if m in v.metrics else fmt(None)
                                 for m in metric_names
                             ],
                         ]
@@ -457,19 +410,19 @@ def downstream(run: RunData) -> list[str]:
 def privacy(run: RunData, max_pairs: int = 8) -> list[str]:
     out: list[str] = []
     for s in run.done("evaluate.privacy"):
-        res = s.json("privacy.json")
-        if not res:
+        res = s.result()
+        if res is None:
             continue
         out.append(
             cards(
                 [
-                    ("likely copies", f"{res.get('likely_copies')} / {res.get('n_synthetic')}"),
-                    ("memorisation fraction", fmt(res.get("memorisation_fraction"))),
+                    ("likely copies", f"{res.likely_copies} / {res.n_synthetic}"),
+                    ("memorisation fraction", with_ci(res.memorisation.value, res.memorisation.ci95)),
                 ]
             )
         )
-        out.append(f"<p class=note>{escape(str(res.get('rule', '')))}</p>")
-        spaces = res.get("spaces", {})
+        out.append(f"<p class=note>{escape(res.rule)}</p>")
+        spaces = res.spaces
         out.append(
             table(
                 ["space", "threshold", "flagged", "median synthetic→train", "median reference→train", "units"],
@@ -489,7 +442,7 @@ def privacy(run: RunData, max_pairs: int = 8) -> list[str]:
         figs = [
             f"<figure>{img_tag(png_uri(s.out / p['png'], 256), p['png'])}<figcaption>{escape(p['synthetic'])} vs "
             f"{escape(p['train'])}: {fmt(p.get('distance_pixels'))}</figcaption></figure>"
-            for p in res.get("pairs", [])[:max_pairs]
+            for p in res.pairs[:max_pairs]
             if (s.out / p["png"]).is_file()
         ]
         if figs:
@@ -513,18 +466,19 @@ def captions(run: RunData) -> list[str]:
                 )
             )
     for s in run.done("evaluate.captions"):
-        res = s.json("captions.json") or {}
-        caps = {name: c.get("attributes") or {} for name, c in (res.get("captioners") or {}).items()}
+        res = s.result()
+        caps = {name: c.attributes for name, c in res.captioners.items()} if res is not None else {}
         if not caps:
             continue
-        attrs = [a for a in (*_SHOWN_ATTRS, "location") if any((c.get(a) or {}).get("n") for c in caps.values())]
-        attrs += sorted({a for c in caps.values() for a, v in c.items() if v.get("n") and a not in attrs})
-        rows = [[a, *[with_ci(c[a]["accuracy"], c[a].get("ci95")) if (c.get(a) or {}).get("n") else None
-                      for c in caps.values()], *[(c.get(a) or {}).get("n") for c in caps.values()]] for a in attrs]
-        rows.append(["missing predictions", *[res["captioners"][n].get("missing_predictions") for n in caps],
+        scored = [{a: m for a, m in c.items() if m.n} for c in caps.values()]
+        attrs = [a for a in (*_SHOWN_ATTRS, "location") if any(a in c for c in scored)]
+        attrs += sorted({a for c in scored for a in c if a not in attrs})
+        rows = [[a, *[with_ci(c[a].value, c[a].ci95) if a in c else None for c in scored],
+                 *[c[a].n if a in c else None for c in scored]] for a in attrs]
+        rows.append(["missing predictions", *[res.captioners[n].missing_predictions for n in caps],
                      *[""] * len(caps)])
         out.append(f"<h3>{escape(s.name)}: caption accuracy against the reference "
-                   f"({res.get('n_reference')} images)</h3>"
+                   f"({res.n_reference} images)</h3>"
                    + table(["attribute", *[f"{n} [95% Wilson CI]" for n in caps], *[f"n ({n})" for n in caps]], rows))
     return out
 
@@ -532,8 +486,8 @@ def captions(run: RunData) -> list[str]:
 def localisation(run: RunData, max_images: int = 8) -> list[str]:
     out: list[str] = []
     for s in run.done("localize.predict"):
-        metrics = s.json("metrics.json") or {}
-        flat = [[k, v] for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        res = s.result()
+        flat = [[k, with_ci(m.value, m.ci95)] for k, m in res.metrics.items()] if res is not None else []
         if flat:
             out.append(f"<h3>{escape(s.name)}</h3>" + table(["metric", "value"], flat))
         preds = []
@@ -566,17 +520,18 @@ def localisation(run: RunData, max_images: int = 8) -> list[str]:
 def explanations(run: RunData, max_items: int = 4) -> list[str]:
     out: list[str] = []
     for s in run.done("explain"):
-        res = s.json("explanation.json")
-        if not res:
+        res = s.result()
+        if res is None:
             continue
-        scores = res.get("scores", {})
-        attrs = sorted({a for v in scores.values() for a in (v.get("accuracy") or {})})
-        out.append(f"<h3>{escape(s.name)}: {escape(str(res.get('model')))}</h3>")
+        scores = res.scores
+        attrs = sorted({a for v in scores.values() for a in v.attributes})
+        out.append(f"<h3>{escape(s.name)}: {escape(res.model)}</h3>")
         out.append(
             table(
                 ["mode", "n", "parsed", *attrs],
                 [
-                    [m, v.get("n"), v.get("parsed_fraction"), *[(v.get("accuracy") or {}).get(a) for a in attrs]]
+                    [m, v.n, v.parsed_fraction, *[v.attributes[a].value if a in v.attributes else None
+                                                  for a in attrs]]
                     for m, v in scores.items()
                 ],
             )
@@ -584,7 +539,7 @@ def explanations(run: RunData, max_items: int = 4) -> list[str]:
         data = Path(s.settings.get("data", ""))
         pred = Path(s.settings["pred"]) if s.settings.get("pred") else None
         overlays = _overlays(pred) if pred else {}
-        for item in res.get("items", [])[:max_items]:
+        for item in res.items[:max_items]:
             pics = [(data / item["file_name"], "image")]
             if item["file_name"] in overlays:
                 pics.append((pred / overlays[item["file_name"]], "localisation shown to the VLM"))  # type: ignore[operator]
