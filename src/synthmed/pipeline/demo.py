@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from synthmed.errors import ConfigError
+from synthmed.pipeline.registry import get_stage
+from synthmed.results import Metric
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -172,11 +174,16 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
                                           "n_generated": cfg.n_generated}}
     summary["captioner_accuracy"] = by_name["caption"].summary.get("accuracy_vs_original", {})
     summary["judge_real_test_accuracy"] = by_name["adherence"].summary.get("judge_real_test_accuracy", {})
-    summary["adherence"] = _adherence(json.loads((cfg.out / "eval" / "adherence" / "adherence.json").read_text()))
+    adherence, fidelity = (get_stage(kind).read_result(cfg.out / "eval" / name)
+                           for kind, name in (("evaluate.adherence", "adherence"), ("evaluate.fidelity", "fidelity")))
+    summary["adherence"] = {k: _shown(m) for k, m in adherence.attributes.items() if m.n}
     model_record = json.loads((cfg.out / "model" / "synthmed.json").read_text())
     summary["ldm_steps"] = {name: (stage or {}).get("steps", (stage or {}).get("pretrained"))
                             for name, stage in model_record["stages"].items()}  # a given first stage: its name
-    summary["fidelity"] = _headline(json.loads((cfg.out / "eval" / "fidelity" / "fidelity.json").read_text()))
+    summary["fidelity"] = {"features": fidelity.extractor["name"],
+                           "metrics": {k: _shown(m) for k, m in fidelity.metrics.items() if k in _FIDELITY_SHOWN},
+                           "real_vs_real_fid": (fidelity.real_vs_real.metrics["fid"].value
+                                                if fidelity.real_vs_real else None)}  # the floor
     summary["stages"] = {s.name: s.status for s in result.stages}
     summary["timings_s"] = {**cfg.timings, "total": result.seconds}
     summary["provenance"] = provenance()
@@ -185,60 +192,41 @@ def run_demo(cfg: DemoConfig, *, force: tuple[str, ...] = ()) -> dict[str, Any]:
     return summary
 
 
-def _adherence(record: dict[str, Any]) -> dict[str, Any]:
-    """Per attribute: accuracy, n and its Wilson 95 % interval (attributes the judge cannot score are left out)."""
-    from synthmed.classify.metrics import wilson_interval
-
-    out: dict[str, Any] = {}
-    for name, a in record.get("attributes", {}).items():
-        if a.get("n"):
-            out[name] = {"accuracy": a["accuracy"], "n": a["n"],
-                         "ci95": [round(x, 4) for x in wilson_interval(a["correct"], a["n"])]}
-    return out
+_FIDELITY_SHOWN = ("fid", "kid", "precision", "recall", "f1", "density", "coverage")
 
 
-def _headline(fidelity: dict[str, Any]) -> dict[str, Any]:
-    """The few fidelity numbers worth a summary line (the full record is in eval/fidelity.json)."""
-    out: dict[str, Any] = {"features": fidelity["extractor"]["name"]}
-    for key, metric in fidelity["metrics"].items():
-        if key in ("fid", "kid", "precision", "recall", "f1", "density", "coverage"):
-            out[key] = metric.get("value", metric.get("mean"))
-            if metric.get("ci95"):
-                out[f"{key}_ci95"] = metric["ci95"]
-    floor = fidelity.get("real_vs_real") or {}
-    if floor.get("fid") is not None:
-        out["fid_real_vs_real"] = floor["fid"]  # the floor any generator is measured against
-    return out
+def _shown(m: Metric) -> dict[str, Any]:
+    """A metric as summary.json records it: its value, interval and n (details stay in the stage result)."""
+    return m.model_dump(mode="json", include={"value", "ci95", "n"})
 
 
 def _markdown(summary: dict[str, Any]) -> str:
     lines = ["# synthmed demo", ""]
 
-    def shown(v: Any) -> str:
-        if isinstance(v, dict) and "accuracy" in v:
-            ci = v.get("ci95")
-            return shown(v["accuracy"]) + (f" {shown(ci)}" if ci else "")
-        if isinstance(v, float):
-            return f"{v:.3f}"
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(shown(x) for x in v) + "]"
-        return str(v)
-
-    def table(title: str, values: dict[str, Any], header: str = "attribute") -> None:
-        lines.extend([f"## {title}", "", f"| {header} | value |", "|---|---|"])
-        lines.extend(f"| {k} | {shown(v)} |" for k, v in values.items() if not k.endswith("_ci95"))
+    def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        lines.extend([f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)])
+        lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
         lines.append("")
 
-    def with_intervals(values: dict[str, Any]) -> dict[str, Any]:
-        """``fid`` and ``fid_ci95`` -> one row ``fid``: ``value [low, high]``."""
-        return {k: (f"{shown(v)} {shown(values[k + '_ci95'])}" if k + "_ci95" in values else v)
-                for k, v in values.items()}
+    def metric(d: dict[str, Any]) -> str:
+        return Metric.model_validate(d).text()
 
-    table("Mask captioner vs phantom ground truth", summary.get("captioner_accuracy", {}))
-    table("Judge accuracy on real test images", summary.get("judge_real_test_accuracy", {}))
-    table("Prompt adherence of generated images (judged, 95 % interval)", summary.get("adherence", {}))
-    table("Fidelity vs real images (95 % bootstrap interval)", with_intervals(summary.get("fidelity", {})),
-          header="metric")
-    table("Training steps of the diffusion model", summary.get("ldm_steps", {}), header="stage")
+    def accuracy(d: dict[str, Any]) -> str:
+        return metric({"value": d["accuracy"], "ci95": d.get("ci95")}) if isinstance(d, dict) else metric(
+            {"value": d})
+
+    table("Mask captioner vs phantom ground truth", ("attribute", "accuracy", "n"),
+          [(k, accuracy(v), v.get("n", "")) for k, v in summary.get("captioner_accuracy", {}).items()])
+    table("Judge accuracy on real test images", ("attribute", "accuracy"),
+          [(k, accuracy(v)) for k, v in summary.get("judge_real_test_accuracy", {}).items() if v is not None])
+    table("Prompt adherence of generated images (judged)", ("attribute", "accuracy [95 % Wilson CI]", "n"),
+          [(k, metric(v), v["n"]) for k, v in summary.get("adherence", {}).items()])
+    fid = summary.get("fidelity", {})
+    rows = [(k, metric(v)) for k, v in fid.get("metrics", {}).items()]
+    if fid.get("real_vs_real_fid") is not None:
+        rows.append(("fid, real vs real (the floor)", metric({"value": fid["real_vs_real_fid"]})))
+    table(f"Fidelity vs real images ({fid.get('features')} features)", ("metric", "value [95 % bootstrap CI]"),
+          rows)
+    table("Training steps of the diffusion model", ("stage", "steps"), list(summary.get("ldm_steps", {}).items()))
     lines += ["## Timings (s)", ""] + [f"- {k}: {v}" for k, v in summary["timings_s"].items()]
     return "\n".join(lines) + "\n"
