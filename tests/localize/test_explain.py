@@ -58,12 +58,12 @@ def test_explain_scores_each_mode_against_ground_truth(trained_localizer, lesion
     saved = json.loads(out.read_text())
     assert saved["prompt_version"] == "explain-v1" and saved["model"] == "api:test-vlm"
     assert saved["n_images"] == 6 and len(srv.requests) == 6 * 3
-    zs, ins = report["scores"]["zero-shot"], report["scores"]["instruction"]
-    assert zs["parsed_fraction"] == 1.0
+    zs, ins = report.scores["zero-shot"], report.scores["instruction"]
+    assert zs.parsed_fraction == 1.0
     n_left = sum(truth[i["file_name"]].get("hemisphere") == "left" for i in saved["items"])
     n_tumour = sum(truth[i["file_name"]]["tumor_present"] for i in saved["items"])
-    assert ins["attributes"]["hemisphere"]["correct"] == n_left
-    assert zs["attributes"]["hemisphere"]["correct"] == n_tumour - n_left
+    assert ins.attributes["hemisphere"].correct == n_left
+    assert zs.attributes["hemisphere"].correct == n_tumour - n_left
     assert saved["items"][0]["results"]["instruction"]["explanation"].startswith("The red region")
 
 

@@ -141,7 +141,7 @@ def _check_cheap_outputs(run: Path) -> None:
 
     adherence = _json(run / "eval/adherence/adherence.json")
     assert adherence["n"] == 8 and adherence["attributes"]["tumor_present"]["n"] == 8
-    assert 0 <= adherence["accuracy"]["tumor_present"] <= 1
+    assert adherence["schema_version"] == 2 and 0 <= adherence["attributes"]["tumor_present"]["value"] <= 1
     assert adherence["judge_real_test_accuracy"]["tumor_present"] is not None
 
     downstream = _json(run / "eval/downstream/downstream.json")
@@ -150,13 +150,13 @@ def _check_cheap_outputs(run: Path) -> None:
     assert downstream["conditions"]["TSTR"]["n_synthetic"] == 8 and downstream["conditions"]["TSTR"]["n_real"] == 0
     assert downstream["test"]["n"] == len([r for r in read_records(run / "data/real") if r.split == "test"])
     for cond in downstream["conditions"].values():
-        assert 0 <= cond["metrics"]["auroc"]["mean"] <= 1
+        assert 0 <= cond["metrics"]["auroc"]["value"] <= 1
 
     captions = _json(run / "eval/captions/captions.json")
     assert captions["n_reference"] == 32 and captions["captioners"]["mask"]["missing_predictions"] == 0
     # two code paths score the same mask captions against the same phantom truth: they must agree
     caption_summary = _json(run / "run.json")["stages"]["caption"]["summary"]["accuracy_vs_original"]
-    assert (captions["captioners"]["mask"]["attributes"]["tumor_present"]["accuracy"]
+    assert (captions["captioners"]["mask"]["attributes"]["tumor_present"]["value"]
             == pytest.approx(caption_summary["tumor_present"]["accuracy"]))
 
 

@@ -177,8 +177,8 @@ def explain_command(
         "modes": [m.strip() for m in modes.split(",") if m.strip()] if modes else None,
         "max_new_tokens": max_new_tokens, "device": device, "progress": False if no_progress else None})
     report = explain_dataset(cfg)
-    for mode, s in report["scores"].items():
-        acc = {k: v for k, v in s["accuracy"].items() if v is not None}
-        shown = ", ".join(f"{k} {v:.2f}" for k, v in acc.items())
-        console.out.print(f"{mode}: parsed {s['parsed_fraction']:.2f}; {shown}")
+    for mode, s in report.scores.items():
+        shown = ", ".join(f"{k} {m.text(2)}" for k, m in s.attributes.items() if m.value is not None)
+        parsed = "—" if s.parsed_fraction is None else f"{s.parsed_fraction:.2f}"
+        console.out.print(f"{mode}: parsed {parsed}; {shown}")
     typer.echo(f"wrote {cfg.out}")

@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthmed.data.dataset import METADATA_FILE, ImageDataset
 from synthmed.errors import DataError
 from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_json, full_agreement, seed000_row
+from synthmed.evaluate.report import agreement_metric, full_agreement, seed000_row
 from synthmed.findings.schema import BrainMRIFindings
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.results import AdherenceResult, write_result
+from synthmed.utils.provenance import hash_dataset, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +62,12 @@ class AdherenceReport:
     n: int
     unreliable: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "prompt-adherence",
-            "n": self.n,
-            "table": seed000_row(self.agreements),
-            "accuracy": {k: v.accuracy for k, v in self.agreements.items()},
-            "attributes": {k: agreement_json(v) for k, v in self.agreements.items()},
-            "judge_real_test_accuracy": self.judge_real_test_accuracy,
-            "judge_unreliable_attributes": self.unreliable,
-        }
+    def to_result(self, **record: Any) -> AdherenceResult:
+        """The stage result, with ``record`` (inputs, provenance) added."""
+        return AdherenceResult(n=self.n, table=seed000_row(self.agreements),
+                               attributes={k: agreement_metric(v) for k, v in self.agreements.items()},
+                               judge_real_test_accuracy=self.judge_real_test_accuracy,
+                               judge_unreliable_attributes=self.unreliable, **record)
 
 
 def requested_findings(root: str | Path) -> tuple[ImageDataset, list[BrainMRIFindings]]:
@@ -113,8 +110,8 @@ def evaluate_adherence(cfg: AdherenceConfig, *, progress: bool = True) -> Adhere
                        "with care", cfg.min_judge_accuracy, ", ".join(unreliable))
     report = AdherenceReport(agreements, judge_acc, len(requested), unreliable)
     if cfg.out is not None:
-        write_json_atomic(cfg.out, {**report.to_json(), "fake": str(cfg.fake), "judge": str(cfg.judge),
-                                    "threshold": cfg.threshold, "fake_hash": hash_dataset(cfg.fake),
-                                    "judge_real_test": judge.real_test_metrics, "provenance": provenance()})
+        write_result(cfg.out, report.to_result(fake=str(cfg.fake), judge=str(cfg.judge), threshold=cfg.threshold,
+                                               fake_hash=hash_dataset(cfg.fake),
+                                               judge_real_test=judge.real_test_metrics, provenance=provenance()))
     return report
 

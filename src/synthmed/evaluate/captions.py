@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from synthmed.data.dataset import METADATA_FILE, read_records
 from synthmed.errors import DataError
 from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_json, full_agreement, seed000_row
+from synthmed.evaluate.report import agreement_metric, full_agreement, seed000_row
 from synthmed.findings.schema import BrainMRIFindings, findings_from_dict
-from synthmed.utils.provenance import provenance, write_json_atomic
+from synthmed.results import CaptionerScores, CaptionsResult, write_result
+from synthmed.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +60,16 @@ class CaptionReport:
     missing: dict[str, int] = field(default_factory=dict)
     unmatched: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "caption-accuracy",
-            "n_reference": self.n_reference,
-            "table": {name: seed000_row(a) for name, a in self.agreements.items()},
-            "captioners": {
-                name: {"missing_predictions": self.missing.get(name, 0),
-                       "unmatched_predictions": self.unmatched.get(name, 0),
-                       "attributes": {k: agreement_json(v) for k, v in aggs.items()}}
-                for name, aggs in self.agreements.items()},
-        }
+    def to_result(self, **record: Any) -> CaptionsResult:
+        """The stage result, with ``record`` (inputs, provenance) added."""
+        return CaptionsResult(
+            n_reference=self.n_reference,
+            table={name: seed000_row(a) for name, a in self.agreements.items()},
+            captioners={name: CaptionerScores(missing_predictions=self.missing.get(name, 0),
+                                              unmatched_predictions=self.unmatched.get(name, 0),
+                                              attributes={k: agreement_metric(v) for k, v in aggs.items()})
+                        for name, aggs in self.agreements.items()},
+            **record)
 
 
 def _parse_findings(value: Any, where: Path, line: int | None) -> BrainMRIFindings | None:
@@ -194,6 +194,5 @@ def evaluate_captions(cfg: CaptionEvalConfig) -> CaptionReport:
         report.unmatched[name] = unmatched
         report.agreements[name] = full_agreement(pairs, BRAIN_ATTRIBUTES)
     if cfg.out is not None:
-        write_json_atomic(cfg.out, {**report.to_json(), "pred": str(cfg.pred), "ref": str(cfg.ref),
-                                    "provenance": provenance()})
+        write_result(cfg.out, report.to_result(pred=str(cfg.pred), ref=str(cfg.ref), provenance=provenance()))
     return report

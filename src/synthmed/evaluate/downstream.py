@@ -37,8 +37,9 @@ from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.downstream_report import DownstreamReport, summarise
+from synthmed.results import DownstreamResult, write_result
 from synthmed.utils.device import resolve_device
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import hash_dataset, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -286,17 +287,17 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
     report = summarise(runs, test.labels.numpy(), test.patients, n_boot=cfg.bootstrap, level=cfg.ci_level,
                        class_names=CLASS_NAMES[cfg.task])
     report.seconds = time.perf_counter() - started
-    write_json_atomic(cfg.out, {
+    write_result(cfg.out, DownstreamResult(
         **report.to_json(),
-        "config": cfg.model_dump(mode="json"),
-        "classifier": preset.model_dump(mode="json"),
-        "device": str(device),
-        "data": {"real": str(cfg.real), "real_hash": hash_dataset(cfg.real),
+        config=cfg.model_dump(mode="json"),
+        classifier=preset.model_dump(mode="json"),
+        device=str(device),
+        data={"real": str(cfg.real), "real_hash": hash_dataset(cfg.real),
                  "synthetic": str(cfg.synthetic) if cfg.synthetic else None,
                  "synthetic_hash": hash_dataset(cfg.synthetic) if cfg.synthetic else None,
                  "n_real_train": len(real.records), "n_real_val": len(val.records) if val else 0,
                  "n_real_test": len(test.records), "n_test_patients": len(set(test.patients)),
                  "n_synthetic": len(synth.records) if synth else 0},
-        "provenance": provenance(),
-    })
+        provenance=provenance(),
+    ))
     return report

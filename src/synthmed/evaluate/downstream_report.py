@@ -18,6 +18,7 @@ from synthmed.classify.metrics import (
     percentile_ci,
     seed_mean_metrics,
 )
+from synthmed.results import Metric
 
 if TYPE_CHECKING:
     from synthmed.evaluate.downstream import RunResult
@@ -41,7 +42,7 @@ class ConditionSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "n_real": self.n_real, "n_synthetic": self.n_synthetic, "seeds": self.seeds,
-            "metrics": {m: {"mean": self.mean[m], "ci": list(self.ci[m]), "seed_std": self.seed_std[m]}
+            "metrics": {m: Metric(value=self.mean[m], ci95=self.ci[m], detail={"seed_std": self.seed_std[m]})
                         for m in METRICS},
             "per_seed": self.per_seed, "best_epochs": self.best_epochs, "train_seconds": round(self.seconds, 1),
         }
@@ -60,7 +61,7 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "a": self.a, "b": self.b,
-                "metrics": {m: {"value": self.value[m], "ci": list(self.ci[m])} for m in self.value}}
+                "metrics": {m: Metric(value=self.value[m], ci95=self.ci[m]) for m in self.value}}
 
 
 @dataclass
@@ -79,7 +80,6 @@ class DownstreamReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": "downstream",
             "test": {"split": "test (real)", "n": self.n_test, "patients": self.n_test_patients},
             "classes": list(self.class_names),
             "bootstrap": {"replicates": self.n_boot, "level": self.level, "unit": "patient",

@@ -22,6 +22,7 @@ from synthmed.findings.schema import (
     LOBES,
     BrainMRIFindings,
 )
+from synthmed.results import Agreement
 
 #: (column header, attribute) of seed 000's caption-accuracy table.
 SEED000_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -78,12 +79,12 @@ def confusion_matrix(agg: AttributeAgreement) -> dict[str, Any]:
             "predicted": [str(v) if v is not None else "(none)" for v in columns], "matrix": matrix}
 
 
-def agreement_json(agg: AttributeAgreement) -> dict[str, Any]:
+def agreement_metric(agg: AttributeAgreement) -> Agreement:
     """One attribute's accuracy with a Wilson 95 % interval, counts and confusion matrix."""
     d = agg.to_dict()
-    d["ci95"] = list(wilson_interval(agg.correct, agg.n)) if agg.n else None
-    d["confusion_matrix"] = confusion_matrix(agg)
-    return d
+    return Agreement(value=agg.accuracy, n=agg.n, ci95=wilson_interval(agg.correct, agg.n) if agg.n else None,
+                     correct=agg.correct, missing=agg.missing, confusion=d["confusion"],
+                     confusion_matrix=confusion_matrix(agg))
 
 
 def seed000_row(agreements: Mapping[str, AttributeAgreement]) -> dict[str, float | None]:

@@ -21,12 +21,14 @@ from synthmed.data.dataset import ImageDataset
 from synthmed.data.imageio import load_image
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.attributes import attribute_agreement
+from synthmed.evaluate.report import agreement_metric
 from synthmed.explain.backends import VLMBackend, VLMRequest, get_backend
 from synthmed.explain.prompts import MODES, PROMPT_VERSION, build_prompt, parse_reply
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.localize.predict import PREDICTIONS_FILE
-from synthmed.utils.provenance import provenance, write_json_atomic
+from synthmed.results import ExplainResult, ExplainScores, write_result
+from synthmed.utils.provenance import provenance
 from synthmed.viz import to_rgb8
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def _localizer_text(row: dict) -> str:
     return render_text(BrainMRIFindings.model_validate(f), include_mm=True, header="")
 
 
-def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> dict:
+def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> ExplainResult:
     """Explain every image of ``cfg.data`` (or one split) in each mode and write ``cfg.out``.
 
     Args:
@@ -139,12 +141,12 @@ def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> di
     for mode, mode_pairs in pairs.items():
         agg = attribute_agreement(mode_pairs)
         n_parsed = sum(p is not None for p, _ in mode_pairs)
-        scores[mode] = {"n": len(mode_pairs), "parsed_fraction": n_parsed / len(mode_pairs) if mode_pairs else None,
-                        "accuracy": {a: g.accuracy for a, g in agg.items()},
-                        "attributes": {a: g.to_dict() for a, g in agg.items()}}
-    report = {"prompt_version": PROMPT_VERSION, "model": backend.name, "modes": cfg.modes, "n_images": len(items),
-              "scores": scores, "items": items,
-              "provenance": provenance(kind="explain", config=cfg.model_dump(mode="json"))}
-    write_json_atomic(cfg.out, report)
+        scores[mode] = ExplainScores(n=len(mode_pairs),
+                                     parsed_fraction=n_parsed / len(mode_pairs) if mode_pairs else None,
+                                     attributes={a: agreement_metric(g) for a, g in agg.items()})
+    report = ExplainResult(prompt_version=PROMPT_VERSION, model=backend.name, modes=cfg.modes, n_images=len(items),
+                           scores=scores, items=items,
+                           provenance=provenance(kind="explain", config=cfg.model_dump(mode="json")))
+    write_result(cfg.out, report)
     logger.info("explained %d images in %d modes -> %s", len(items), len(cfg.modes), cfg.out)
     return report

@@ -30,7 +30,7 @@ from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_json, full_agreement
+from synthmed.evaluate.report import agreement_metric, full_agreement
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.io import FindingsJudge
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
@@ -265,7 +265,7 @@ def train_judge(cfg: JudgeTrainConfig, *, progress: bool = True) -> JudgeReport:
         metrics = {
             "split": "test", "n": len(splits["test"]), "dataset": str(cfg.data),
             "accuracy": {k: v.accuracy for k, v in real_test.items()},
-            "attributes": {k: agreement_json(v) for k, v in real_test.items()},
+            "attributes": {k: agreement_metric(v).model_dump(mode="json") for k, v in real_test.items()},
         }
         judge.real_test_metrics = metrics
         judge.save_pretrained(cfg.out, provenance=provenance(

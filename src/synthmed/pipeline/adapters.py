@@ -191,4 +191,4 @@ def run_explain(cfg: Any, ctx: StageContext) -> dict[str, Any]:
     from synthmed.explain import explain_dataset
 
     result = explain_dataset(cfg)
-    return {"out": str(cfg.out), "modes": list(result.get("modes", {})) if isinstance(result, dict) else None}
+    return {"out": str(cfg.out), "modes": result.modes}
