@@ -58,21 +58,21 @@ def test_copies_flagged_new_images_not(audit_sets, tmp_path):
     train, fake, copies, cache = audit_sets
     res = evaluate_privacy(dict(train=train, fake=fake, out=tmp_path / "audit", features="efficientnet-lite0",
                                 cache_dir=cache))
-    assert "split == 'test'" in res["reference"] and res["n_reference"] > 0
-    by_name = {im["file_name"]: im for im in res["images"]}
+    assert "split == 'test'" in res.reference and res.n_reference > 0
+    by_name = {im["file_name"]: im for im in res.images}
     for k in range(8):
         im = by_name[f"images/copy{k}.png"]
         assert im["likely_copy"], im
         assert im["nearest_train_pixels"] == copies[k]
     new_flags = [by_name[f"images/new{k}.png"]["likely_copy"] for k in range(10)]
     assert sum(new_flags) <= 1
-    assert res["memorisation_fraction"] == pytest.approx(res["likely_copies"] / 18)
-    assert 8 / 18 <= res["memorisation_fraction"] <= 9 / 18
+    assert res.memorisation.value == pytest.approx(res.likely_copies / 18)
+    assert 8 / 18 <= res.memorisation.value <= 9 / 18
     assert by_name["images/copy0.png"]["distance_pixels"] == 0.0      # an exact copy, on any BLAS
-    pixels = res["spaces"]["pixels"]
+    pixels = res.spaces["pixels"]
     assert pixels["copy_test"]["auc_fake_closer"] > 0.5 and pixels["threshold"] > 0
-    assert len(res["pairs"]) == res["likely_copies"]
-    png = tmp_path / "audit" / res["pairs"][0]["png"]
+    assert len(res.pairs) == res.likely_copies
+    png = tmp_path / "audit" / res.pairs[0]["png"]
     assert png.is_file()
     from PIL import Image
 
@@ -91,5 +91,5 @@ def test_explicit_test_set_and_no_copies(audit_sets, tmp_path):
             writer.add(rec.file_name.split("/")[-1], fake_ds.image(rec))
     res = evaluate_privacy(dict(train=train, fake=tmp_path / "only_new", test=fake, out=tmp_path / "a2",
                                 features="efficientnet-lite0", cache_dir=cache, max_pairs=0))
-    assert res["reference"].startswith("--test")
-    assert res["pairs"] == [] and not (tmp_path / "a2" / "pairs").exists()
+    assert res.reference.startswith("--test")
+    assert res.pairs == [] and not (tmp_path / "a2" / "pairs").exists()

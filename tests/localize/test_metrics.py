@@ -61,14 +61,15 @@ def test_accumulator_pools_pixels_and_images():
         amap = np.clip(mask * 0.6 + rng.random((8, 8)) * 0.5, 0, 1).astype(np.float32)
         acc.update(amap, mask, float(amap.max()), int(mask.any()))
         maps.append(amap.ravel()), masks.append(mask.ravel()), scores.append(amap.max()), labels.append(mask.any())
-    out = acc.compute()
+    result = acc.compute()
+    out = {k: m.value for k, m in result.metrics.items()}
     all_masks, all_maps = np.concatenate(masks), np.concatenate(maps)
     assert out["pixel_auroc"] == pytest.approx(roc_auc_score(all_masks, all_maps), abs=1e-4)
     assert out["pixel_ap"] == pytest.approx(average_precision_score(all_masks, all_maps), abs=1e-3)
     exact = threshold_metrics(all_masks, all_maps >= 0.5)  # thresholded counts are exact, not binned
     assert all(out[f"pixel_{k}"] == v for k, v in exact.items())
     assert out["image_auroc"] == pytest.approx(roc_auc_score(labels, scores))
-    assert out["n_images"] == 6
+    assert result.n_images == 6 and result.metrics["pixel_auroc"].n == 6
     with pytest.raises(ValueError, match="differ in size"):
         acc.update(np.zeros((8, 8)), np.zeros((4, 4), bool), 0.0, 0)
 

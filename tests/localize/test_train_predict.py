@@ -17,6 +17,7 @@ from synthmed.localize.evaluate import LocalizationEvalConfig, evaluate_localiza
 from synthmed.localize.localizer import load_localizer
 from synthmed.localize.predict import PREDICTIONS_FILE, LocalizePredictConfig, load_map, predict_localization
 from synthmed.localize.train import train_localizer
+from synthmed.results import LocalizationResult, read_result
 from synthmed.testing.localize import TINY_TRAIN
 from synthmed.utils.training_state import load_training_state
 
@@ -30,7 +31,7 @@ def test_decoders_learn(trained_localizer):
     assert meta["loss_last_epoch"] < 0.9 * meta["loss_first_epoch"]
     calib = meta["calibration"]
     assert calib["split"] == "val"
-    assert calib["metrics"]["pixel_auroc"] > 0.85  # held-out images; chance is 0.5
+    assert calib["metrics"]["metrics"]["pixel_auroc"]["value"] > 0.85  # held-out images; chance is 0.5
 
 
 def test_model_folder_loads_without_the_training_run(trained_localizer, tmp_path):
@@ -57,15 +58,15 @@ def test_predict_writes_maps_overlays_findings_and_metrics(trained_localizer, le
         assert (out / row["heatmap"]).is_file()
         assert (row["findings"] is None) == (row["findings_error"] is not None)
         assert row["findings"] is None or row["findings"]["tumor_present"] == (row["predicted_area_px"] >= 4)
-    saved = json.loads((out / "metrics.json").read_text())
-    assert saved == pytest.approx(metrics)
+    saved = read_result(out / "metrics.json", LocalizationResult)
+    assert saved == metrics
     for key in ("pixel_auroc", "pixel_ap", "pixel_accuracy", "pixel_precision", "pixel_dice", "pixel_iou",
                 "image_auroc"):
-        assert key in saved
-    assert saved["pixel_auroc"] > 0.8
-    again = evaluate_localization(LocalizationEvalConfig(pred=out, data=lesion_dir, threshold=saved["threshold"]))
-    assert again["pixel_auroc"] == pytest.approx(saved["pixel_auroc"], abs=1e-3)  # 16-bit maps
-    assert again["image_auroc"] == pytest.approx(saved["image_auroc"])
+        assert key in saved.metrics
+    assert saved.metrics["pixel_auroc"].value > 0.8
+    again = evaluate_localization(LocalizationEvalConfig(pred=out, data=lesion_dir, threshold=saved.threshold))
+    assert again.metrics["pixel_auroc"].value == pytest.approx(saved.metrics["pixel_auroc"].value, abs=1e-3)
+    assert again.metrics["image_auroc"].value == pytest.approx(saved.metrics["image_auroc"].value)
 
     # A map from another tool that is not a probability is refused, naming it (the pixel metrics bin [0, 1]).
     rows = [json.loads(line) for line in (out / PREDICTIONS_FILE).read_text().splitlines()]

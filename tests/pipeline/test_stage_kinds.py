@@ -239,7 +239,7 @@ def test_every_stage_kind_runs_through_the_runner(full_kinds_run):
     assert sorted(p["file_name"] for p in preds) == sorted(test_rows)
     assert all((run / "localized" / p["overlay"]).is_file() for p in preds)
     metrics = _json(run / "localized/metrics.json")
-    assert 0 <= metrics["pixel_auroc"] <= 1 and metrics["n_images"] == len(test_rows)
+    assert 0 <= metrics["metrics"]["pixel_auroc"]["value"] <= 1 and metrics["n_images"] == len(test_rows)
 
     explained = _json(run / "explained/explanation.json")
     assert explained["n_images"] == 3 and requests == 3 * 3  # the rerun sent nothing

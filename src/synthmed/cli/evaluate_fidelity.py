@@ -85,7 +85,6 @@ def privacy_command(
         train=train, fake=fake, out=out, test=test, features=features, weights=weights, pixel_size=pixel_size,
         quantile=quantile, max_pairs=max_pairs, cache_dir=cache_dir, batch_size=batch_size, device=device,
         verify_weights=not no_verify_weights, progress=True))
-    typer.echo(f"memorisation fraction {res['memorisation_fraction']:.3f} ({res['likely_copies']} of "
-               f"{res['n_synthetic']} synthetic images flagged); reference: {res['reference']}")
-    typer.echo(f"wrote {out / 'privacy.json'}" + (f" and {len(res['pairs'])} pairs in {out / 'pairs'}"
-                                                   if res["pairs"] else ""))
+    typer.echo(f"memorisation fraction {res.memorisation.text()} ({res.likely_copies} of "
+               f"{res.n_synthetic} synthetic images flagged); reference: {res.reference}")
+    typer.echo(f"wrote {out / res.FILE}" + (f" and {len(res.pairs)} pairs in {out / 'pairs'}" if res.pairs else ""))

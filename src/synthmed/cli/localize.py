@@ -17,6 +17,7 @@ from synthmed.cli.options import (
     TORCH_DEVICE,
     number_list,
 )
+from synthmed.results import LocalizationResult
 from synthmed.utils.configs import load_config
 
 localize_app = typer.Typer(help="Localise tumours with a CLIP-based anomaly model (seed 003).", no_args_is_help=True)
@@ -25,11 +26,12 @@ localize_app = typer.Typer(help="Localise tumours with a CLIP-based anomaly mode
 _PRED = typer.Option(None, "--pred", help="Output folder of `synthmed localize predict`.")
 
 
-def _print_metrics(metrics: dict) -> None:
+def _print_metrics(result: LocalizationResult) -> None:
     keys = ("pixel_auroc", "pixel_ap", "pixel_accuracy", "pixel_precision", "pixel_recall", "pixel_dice",
             "pixel_iou", "image_auroc")
-    shown = [f"{k} {metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), float)]
-    console.out.print(f"threshold {metrics.get('threshold')}: " + ", ".join(shown))
+    shown = [f"{k} {result.metrics[k].text(4)}" for k in keys
+             if k in result.metrics and result.metrics[k].value is not None]
+    console.out.print(f"threshold {result.threshold}: " + ", ".join(shown))
 
 
 @localize_app.command("train")

@@ -31,15 +31,16 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationError
 
+from synthmed.classify.metrics import wilson_interval
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.feature_options import FeatureExtractorOptions
+from synthmed.results import Metric, PrivacyResult, write_result
 from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "synthmed.privacy/1"
 
 
 class PrivacyConfig(FeatureExtractorOptions):
@@ -137,10 +138,10 @@ def _reference_split(train_ds: ImageDataset, test_ds: ImageDataset | None
     return train_ds.records, None, None, "leave-one-out distances inside --train (no held-out images: weaker)"
 
 
-def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> dict[str, Any]:
+def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> PrivacyResult:
     """Nearest-training-neighbour audit of a synthetic dataset; writes ``out/privacy.json`` and pair PNGs."""
     from synthmed.features.paths import feature_cache_dir
-    from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+    from synthmed.utils.provenance import hash_dataset, provenance
 
     if not isinstance(cfg, PrivacyConfig):
         try:
@@ -223,31 +224,31 @@ def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> dict[str, Any]:
         pairs.append({"png": f"pairs/{name}", "synthetic": fake_ds.records[i].file_name,
                       "train": train_rec.file_name, "distance_pixels": float(nn["pixels"][0][i])})
 
-    result = {
-        "schema": SCHEMA,
-        "memorisation_fraction": float(flags.mean()),
-        "likely_copies": int(flags.sum()),
-        "n_synthetic": len(fake_ds),
-        "n_train": len(train_rows),
-        "n_reference": len(ref_rows) if ref_rows is not None else len(train_rows),
-        "reference": ref_desc,
-        "rule": (f"likely copy: nearest-training distance below the {cfg.quantile:g} quantile of reference-to-train "
-                 "distances in the feature space or in pixel space"),
-        "spaces": per_space,
-        "warnings": notes,
-        "extractor": extractor.describe(),
-        "pairs": pairs,
-        "images": images,
-        "data": {"train": {"path": str(train_ds.root), "data_hash": hash_dataset(train_ds.root)},
-                 "fake": {"path": str(fake_ds.root), "data_hash": hash_dataset(fake_ds.root)},
-                 "test": None if test_ds is None else {"path": str(test_ds.root),
-                                                       "data_hash": hash_dataset(test_ds.root)}},
-        "provenance": provenance(config=cfg.model_dump(mode="json")),
-    }
+    copies = int(flags.sum())
+    result = PrivacyResult(
+        memorisation=Metric(value=float(flags.mean()), n=len(fake_ds), ci95=wilson_interval(copies, len(fake_ds)),
+                            detail={"likely_copies": copies}),
+        n_synthetic=len(fake_ds),
+        n_train=len(train_rows),
+        n_reference=len(ref_rows) if ref_rows is not None else len(train_rows),
+        reference=ref_desc,
+        rule=(f"likely copy: nearest-training distance below the {cfg.quantile:g} quantile of reference-to-train "
+              "distances in the feature space or in pixel space"),
+        spaces=per_space,
+        warnings=notes,
+        extractor=extractor.describe(),
+        pairs=pairs,
+        images=images,
+        data={"train": {"path": str(train_ds.root), "data_hash": hash_dataset(train_ds.root)},
+              "fake": {"path": str(fake_ds.root), "data_hash": hash_dataset(fake_ds.root)},
+              "test": None if test_ds is None else {"path": str(test_ds.root),
+                                                    "data_hash": hash_dataset(test_ds.root)}},
+        provenance=provenance(config=cfg.model_dump(mode="json")),
+    )
     for note in notes:
         logger.warning("privacy: %s", note)
     if flags.any():
         logger.warning("privacy: %d of %d synthetic images (%.1f%%) look like copies of training images; pairs in %s",
                        flags.sum(), len(fake_ds), 100 * flags.mean(), cfg.out / "pairs")
-    write_json_atomic(cfg.out / "privacy.json", result)
+    write_result(cfg.out / PrivacyResult.FILE, result)
     return result

@@ -12,7 +12,7 @@ from synthmed.errors import DataError
 from synthmed.localize.data import load_items
 from synthmed.localize.metrics import LocalizationMetrics
 from synthmed.localize.predict import PREDICTIONS_FILE, load_map
-from synthmed.utils.provenance import write_json_atomic
+from synthmed.results import LocalizationResult, write_result
 
 
 class LocalizationEvalConfig(BaseModel):
@@ -26,7 +26,7 @@ class LocalizationEvalConfig(BaseModel):
     out: Path | None = None
 
 
-def evaluate_localization(cfg: LocalizationEvalConfig) -> dict:
+def evaluate_localization(cfg: LocalizationEvalConfig) -> LocalizationResult:
     """Pixel AUROC/AP, accuracy, precision, recall, Dice, IoU at ``threshold``, and image AUROC.
 
     Raises:
@@ -66,7 +66,7 @@ def evaluate_localization(cfg: LocalizationEvalConfig) -> dict:
         acc.update(amap, it.mask, float(row["image_score"]), it.label)
     if n == 0:
         raise DataError("no prediction matches a row of the dataset (file_name)", pred_file)
-    metrics = {**acc.compute(), "n_matched": n}
+    result = acc.compute(n_matched=n)
     if cfg.out is not None:
-        write_json_atomic(cfg.out, metrics)
-    return metrics
+        write_result(cfg.out, result)
+    return result

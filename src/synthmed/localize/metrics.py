@@ -10,9 +10,12 @@ and precision; Dice and IoU at the same threshold are added.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from synthmed.classify.metrics import auroc as classify_auroc
+from synthmed.results import LocalizationResult, Metric
 
 
 def auroc(target: np.ndarray, score: np.ndarray) -> float | None:
@@ -167,14 +170,17 @@ class LocalizationMetrics:
             self._scores.append(float(image_score))
             self._labels.append(int(label))
 
-    def compute(self) -> dict[str, float | int | None]:
-        out: dict[str, float | int | None] = {"threshold": self.threshold, "n_images": len(self._labels),
-                                              "n_pixel_images": self._pixel_images}
+    def compute(self, **settings: Any) -> LocalizationResult:
+        """The metrics so far, as the stage result (``settings``: how the maps were made)."""
+        values: dict[str, float | None] = {}
         if self._pixel_images:
-            out["pixel_auroc"] = self._pixels.auroc()
-            out["pixel_ap"] = self._pixels.average_precision()
-            out.update({f"pixel_{k}": v for k, v in _confusion_figures(self._counts).items()})
+            values["pixel_auroc"] = self._pixels.auroc()
+            values["pixel_ap"] = self._pixels.average_precision()
+            values.update({f"pixel_{k}": v for k, v in _confusion_figures(self._counts).items()})
         labels = np.array(self._labels)
-        out["image_auroc"] = auroc(labels, np.array(self._scores)) if labels.size else None
-        out["image_ap"] = average_precision(labels, np.array(self._scores)) if labels.size else None
-        return out
+        image = {"image_auroc": auroc(labels, np.array(self._scores)) if labels.size else None,
+                 "image_ap": average_precision(labels, np.array(self._scores)) if labels.size else None}
+        metrics = {k: Metric(value=v, n=self._pixel_images) for k, v in values.items()}
+        metrics.update({k: Metric(value=v, n=len(self._labels)) for k, v in image.items()})
+        return LocalizationResult(threshold=self.threshold, n_images=len(self._labels),
+                                  n_pixel_images=self._pixel_images, metrics=metrics, **settings)

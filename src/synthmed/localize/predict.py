@@ -30,6 +30,7 @@ from synthmed.localize.data import load_items
 from synthmed.localize.localizer import load_localizer
 from synthmed.localize.metrics import LocalizationMetrics
 from synthmed.localize.overlay import heatmap_overlay, red_region_overlay
+from synthmed.results import LocalizationResult, write_result
 from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def load_map(path: str | Path) -> np.ndarray:
     return to_float01(load_image(path))
 
 
-def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
+def predict_localization(cfg: LocalizePredictConfig) -> LocalizationResult | None:
     """Localise every image of ``cfg.data`` (or one split) and write the output folder.
 
     Returns:
@@ -130,10 +131,10 @@ def predict_localization(cfg: LocalizePredictConfig) -> dict | None:
             fh.write(json.dumps(row) + "\n")
     metrics = None
     if any(it.mask is not None for it in items):
-        metrics = {**acc.compute(), "image_score": localizer.config.image_score, "test_time_flip": flip,
-                   "test_time_shift": shift, "split": cfg.split,
-                   "images_per_second": round(len(items) / seconds, 2) if seconds > 0 else None}
-        write_json_atomic(out / "metrics.json", metrics)
+        metrics = acc.compute(image_score=localizer.config.image_score, test_time_flip=flip,
+                              test_time_shift=shift, split=cfg.split,
+                              images_per_second=round(len(items) / seconds, 2) if seconds > 0 else None)
+        write_result(out / metrics.FILE, metrics)
     write_json_atomic(out / "synthmed.json", provenance(kind="localize-predict", config=cfg.model_dump(mode="json"),
                                                         threshold=threshold))
     logger.info("localised %d images in %.1f s -> %s", len(items), seconds, out)

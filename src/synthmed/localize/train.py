@@ -270,7 +270,8 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         loss_last_epoch=float(np.mean(losses[-steps_per_epoch:])) if losses else None,
         train_seconds=round(train_seconds, 1),
         train_images_per_second=round(n_seen / train_seconds, 2) if train_seconds > 0 else None,
-        calibration={"split": calib_split, "metrics": calib_metrics}))
+        calibration={"split": calib_split, "metrics": calib_metrics.model_dump(mode="json")}))
+    pixel_auroc = calib_metrics.metrics.get("pixel_auroc")
     logger.info("localiser saved to %s (threshold %.2f, %s pixel AUROC %s)", out, lcfg.threshold, calib_split,
-                calib_metrics.get("pixel_auroc"))
+                pixel_auroc.text() if pixel_auroc else "—")
     return out

@@ -219,6 +219,7 @@ class LocalizationResult(StageResult):
     test_time_shift: int | None = None
     split: str | None = None
     images_per_second: float | None = None
+    n_matched: int | None = None
 
     def headline(self, stage: str) -> list[Headline]:
         return [(f"{k} ({stage})", m) for k, m in self.metrics.items() if "auroc" in k]
