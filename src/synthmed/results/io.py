@@ -46,7 +46,7 @@ def read_result(path: str | Path, cls: type[R]) -> R:
     try:
         return cls.model_validate(data)
     except ValidationError as err:
-        raise DataError(f"not a {cls.model_fields['kind'].default} result: "
+        raise DataError(f"not a valid {cls.model_fields['kind'].default} result: "
                         f"{format_validation_error(err, subject='result')}", path) from err
 
 
