@@ -7,8 +7,8 @@ import torch
 
 from synthmed.data.dataset import read_records, write_records
 from synthmed.errors import DataError
-from synthmed.evaluate.downstream import DownstreamConfig, RunResult, evaluate_downstream
-from synthmed.evaluate.downstream_report import downstream_tables, summarise
+from synthmed.evaluate.downstream import DownstreamConfig, evaluate_downstream
+from synthmed.evaluate.downstream_report import TrainedModel, downstream_tables, summarise
 from synthmed.evaluate.standin import make_standin
 
 
@@ -73,10 +73,10 @@ def test_summary_ratios_and_gains_with_paired_intervals():
     noisy /= noisy.sum(1, keepdims=True)
     coin = rng.random((120, 1))
     chance = np.hstack([coin, 1 - coin])
-    runs = [RunResult("TRTR", s, 100, 0, onehot, 1, 0.0) for s in (0, 1)]
-    runs += [RunResult("TSTR", s, 0, 100, chance, 1, 0.0) for s in (0, 1)]
-    runs += [RunResult("lowR", s, 10, 0, chance, 1, 0.0) for s in (0, 1)]
-    runs += [RunResult("lowR+S", s, 10, 100, noisy, 1, 0.0) for s in (0, 1)]
+    runs = [TrainedModel("TRTR", s, 100, 0, onehot, 1, 0.0) for s in (0, 1)]
+    runs += [TrainedModel("TSTR", s, 0, 100, chance, 1, 0.0) for s in (0, 1)]
+    runs += [TrainedModel("lowR", s, 10, 0, chance, 1, 0.0) for s in (0, 1)]
+    runs += [TrainedModel("lowR+S", s, 10, 100, noisy, 1, 0.0) for s in (0, 1)]
     report = summarise(runs, y, patients, n_boot=300)
     ratio = report.comparisons["TSTR/TRTR"]
     assert ratio.value["accuracy"] == pytest.approx(report.conditions["TSTR"].mean["accuracy"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from synthmed.cli import console
+import synthmed.cli.console as console
 
 data_app = typer.Typer(help="Build, import, split and inspect dataset directories.", no_args_is_help=True)
 

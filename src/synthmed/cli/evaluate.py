@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from synthmed.cli import console
+import synthmed.cli.console as console
 from synthmed.cli.options import CONFIG, THREADS, TORCH_DEVICE, number_list
 from synthmed.utils.configs import load_config
 

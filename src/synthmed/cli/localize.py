@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from synthmed.cli import console
+import synthmed.cli.console as console
 from synthmed.cli.options import (
     CAPTIONED_DATA,
     CONFIG,

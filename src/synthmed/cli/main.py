@@ -14,8 +14,8 @@ import sys
 import typer
 from rich.logging import RichHandler
 
+import synthmed.cli.console as console
 from synthmed import __version__
-from synthmed.cli import console
 from synthmed.cli.caption import caption_command
 from synthmed.cli.data import data_app
 from synthmed.cli.demo import demo_command

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+import synthmed.utils.outdir as outdir
 from synthmed.data.imageio import image_size, load_image, load_mask, save_png_atomic
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import DataError
-from synthmed.utils import outdir
 from synthmed.utils.configs import format_validation_error
 from synthmed.utils.tmpfiles import mkstemp_for
 

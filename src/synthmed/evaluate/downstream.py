@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ from synthmed.classify.train import fit, predict
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
-from synthmed.evaluate.downstream_report import DownstreamReport, summarise
+from synthmed.evaluate.downstream_report import DownstreamReport, TrainedModel, summarise
 from synthmed.results import DownstreamResult, write_result
 from synthmed.utils.device import resolve_device
 from synthmed.utils.provenance import hash_dataset, provenance
@@ -128,20 +128,6 @@ class _Data:
     @property
     def patients(self) -> list[str]:
         return [r.patient_id or r.file_name for r in self.records]
-
-
-@dataclass
-class RunResult:
-    """One trained model: its condition, seed, training-set make-up and test probabilities."""
-
-    condition: str
-    seed: int
-    n_real: int
-    n_synthetic: int
-    probs: np.ndarray
-    best_epoch: int
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _load(ds: ImageDataset, records: list[DatasetRecord], size: int, task: str, desc: str,
@@ -265,7 +251,7 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
         preset = cfg.resolve_preset(int(real.images.shape[1]))
         if preset.model.image_size != size:
             raise ConfigError(f"image_size mismatch: {preset.model.image_size} vs {size}")
-        runs: list[RunResult] = []
+        runs: list[TrainedModel] = []
         plans = {seed: _plan(cfg, real, synth, seed) for seed in cfg.seeds}
         total = sum(len(p) for p in plans.values())
         if total == 0:
@@ -277,7 +263,8 @@ def evaluate_downstream(cfg: DownstreamConfig, *, progress: bool = True) -> Down
                 t0 = time.perf_counter()
                 probs, best = _train_one(preset, real, synth, real_idx, syn_idx, val, test, seed, f"{name}/{seed}",
                                          device)
-                runs.append(RunResult(name, seed, len(real_idx), len(syn_idx), probs, best, time.perf_counter() - t0))
+                runs.append(TrainedModel(name, seed, len(real_idx), len(syn_idx), probs, best,
+                                         time.perf_counter() - t0))
                 logger.debug("%s seed %d: %d real + %d synthetic, best epoch %d, %.0f s", name, seed,
                              len(real_idx), len(syn_idx), best, runs[-1].seconds)
                 bar.update(1)

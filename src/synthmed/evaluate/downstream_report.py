@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.table import Table
@@ -20,8 +20,19 @@ from synthmed.classify.metrics import (
 )
 from synthmed.results import Metric
 
-if TYPE_CHECKING:
-    from synthmed.evaluate.downstream import RunResult
+
+@dataclass
+class TrainedModel:
+    """One trained model: its condition, seed, training-set make-up and test probabilities."""
+
+    condition: str
+    seed: int
+    n_real: int
+    n_synthetic: int
+    probs: np.ndarray
+    best_epoch: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,7 +121,7 @@ def _comparisons(names: Sequence[str]) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def summarise(runs: Sequence[RunResult], y_test: np.ndarray, patients: Sequence[str], *, n_boot: int = 1000,
+def summarise(runs: Sequence[TrainedModel], y_test: np.ndarray, patients: Sequence[str], *, n_boot: int = 1000,
               level: float = 0.95, class_names: tuple[str, ...] = ("no_tumor", "tumor"),
               boot_seed: int = 0) -> DownstreamReport:
     """Seed-averaged metrics with patient-level bootstrap intervals, and paired comparisons."""

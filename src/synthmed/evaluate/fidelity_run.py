@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationError
 
+import synthmed.evaluate.bootstrap as bs
 from synthmed.data.dataset import ImageDataset
 from synthmed.errors import ConfigError, DataError
-from synthmed.evaluate import bootstrap as bs
 from synthmed.evaluate._pairwise import PairwiseResult, pairwise_pass
 from synthmed.evaluate.breakdown import breakdown
 from synthmed.evaluate.feature_cache import dataset_features

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+import synthmed.features.preprocess as pp
 from synthmed.errors import ConfigError
-from synthmed.features import preprocess as pp
 from synthmed.features.base import FeatureExtractor
 
 FORMAT = "synthmed-encoder/1"

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import synthmed.features.preprocess as pp
 from synthmed.errors import ConfigError
-from synthmed.features import preprocess as pp
 from synthmed.features.base import FeatureExtractor
 
 #: (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of B0 / Lite0.

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+import synthmed.features.preprocess as pp
 from synthmed.errors import ConfigError
-from synthmed.features import preprocess as pp
 from synthmed.features.base import FeatureExtractor
 
 logger = logging.getLogger(__name__)

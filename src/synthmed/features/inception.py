@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
+import synthmed.features.paths as paths
+import synthmed.features.preprocess as pp
 from synthmed.errors import ConfigError
-from synthmed.features import paths
-from synthmed.features import preprocess as pp
 from synthmed.features.base import FeatureExtractor
 from synthmed.features.inception_net import FIDInceptionV3
 from synthmed.utils.tmpfiles import mkstemp_for

@@ -33,6 +33,7 @@ import torch
 from pydantic import ValidationError
 from tqdm.auto import tqdm
 
+import synthmed.utils.outdir as outdir
 from synthmed.classify.data import load_images, to_channels
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
@@ -40,7 +41,6 @@ from synthmed.errors import DataError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import outputs_to_findings
-from synthmed.utils import outdir
 from synthmed.utils.builtin import builtin_names, resolve_builtin
 from synthmed.utils.configs import format_validation_error
 from synthmed.utils.provenance import write_json_atomic

@@ -31,12 +31,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+import synthmed.utils.outdir as outdir
 from synthmed.errors import ConfigError, DataError
 from synthmed.localize.backbone import CLIP_MEAN, CLIP_STD, ClipBackbone, default_stage_layers
 from synthmed.localize.data import load_items
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.localize.tokenizer import train_clip_tokenizer
-from synthmed.utils import outdir
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import fused_option
 from synthmed.utils.outdir import first_argument, writes_to

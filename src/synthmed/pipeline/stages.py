@@ -1,8 +1,11 @@
-"""The built-in stage kinds of ``synthmed run`` (one line each; the work is in the library)."""
+"""The built-in stage kinds of ``synthmed run`` (one line each; the work is in the library).
+
+The registry adds them the first time a kind is looked up.
+"""
 
 from __future__ import annotations
 
-from synthmed.pipeline.registry import StageDef, register
+from synthmed.pipeline.stage_def import StageDef
 
 _A = "synthmed.pipeline.adapters"
 _R = "synthmed.results"
@@ -69,6 +72,3 @@ BUILTIN_STAGES = [
              "synthmed.explain:ExplainConfig", f"{_A}:run_explain", adapter=True, out_file="explanation.json",
              inputs=("data", "pred", "vlm"), result=f"{_R}:ExplainResult"),
 ]
-
-for _stage in BUILTIN_STAGES:
-    register(_stage)

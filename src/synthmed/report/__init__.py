@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from synthmed.report import sections as S
+import synthmed.report.sections as S
 from synthmed.report.html import Page, cards
 from synthmed.report.rundata import RunData
 

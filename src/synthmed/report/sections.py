@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from synthmed.report import svg
+import synthmed.report.svg as svg
 from synthmed.report.html import cards, display_width, fmt, img_tag, png_uri, table, trusted, with_ci
 from synthmed.report.rundata import RunData, StageInfo, location_group, read_json, read_rows, size_group
 from synthmed.utils.secrets import redact_secrets

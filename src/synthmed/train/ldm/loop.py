@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+import synthmed.train.ldm.checkpoint as ckpt
 from synthmed.errors import TrainingError
-from synthmed.train.ldm import checkpoint as ckpt
 from synthmed.train.ldm.config import StageConfig
 from synthmed.train.ldm.optim import EMA, build_lr_scheduler
 
