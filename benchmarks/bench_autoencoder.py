@@ -36,11 +36,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthmed.classify.metrics import wilson_interval
 from synthmed.data.dataset import ImageDataset
-from synthmed.evaluate.attributes import attribute_agreement
+from synthmed.findings.agreement import attribute_agreement
 from synthmed.judge import FindingsJudge
 from synthmed.judge.train import reference_findings
+from synthmed.results.intervals import wilson_interval
 from synthmed.train.ldm.data import load_training_data
 
 

@@ -28,12 +28,12 @@ import torch
 
 from synthmed.classify.augment import coarse_noise, gaussian_blur
 from synthmed.classify.data import load_images
-from synthmed.classify.metrics import wilson_interval
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
 from synthmed.evaluate.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, JudgeTrainConfig, train_judge
+from synthmed.results.intervals import wilson_interval
 
 #: Degradations of the real test images: (name, function of (images, generator)).
 PERTURBATIONS = (

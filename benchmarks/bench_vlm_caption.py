@@ -30,7 +30,7 @@ from pathlib import Path
 from synthmed.caption import caption_dataset
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.evaluate.captions import CaptionEvalConfig, evaluate_captions
-from synthmed.evaluate.report import seed000_row
+from synthmed.findings.agreement import seed000_row
 from synthmed.paraphrase import paraphrase_dataset
 from synthmed.testing.chat_server import ChatServer, Reply, findings_table, image_key
 

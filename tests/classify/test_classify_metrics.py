@@ -7,7 +7,6 @@ from synthmed.classify.metrics import (
     bootstrap_indices,
     classification_metrics,
     percentile_ci,
-    wilson_interval,
 )
 
 
@@ -56,9 +55,3 @@ def test_percentile_ci_covers_the_truth_and_ignores_nan():
     means = [y[idx].mean() for idx in bootstrap_indices(400, None, 500, seed=0)]
     lo, hi = percentile_ci(means + [float("nan")])
     assert lo < y.mean() < hi and hi - lo < 0.15
-
-
-def test_wilson_interval_reference_values():
-    lo, hi = wilson_interval(8, 10)
-    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
-    assert wilson_interval(0, 0) != wilson_interval(0, 0)  # (nan, nan)

@@ -129,20 +129,6 @@ def bootstrap_metric_samples(y_true: np.ndarray, probs_per_seed: Sequence[np.nda
     return {m: np.array([r[m] for r in rows]) for m in METRICS}
 
 
-def wilson_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n`` (Wilson 1927); (nan, nan) if n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    from scipy.stats import norm
-
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    p = correct / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def combine(samples_a: dict[str, np.ndarray], samples_b: dict[str, np.ndarray],
             op: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
     """Element-wise ``op`` of two paired bootstrap sample sets (e.g. a ratio or a difference)."""

@@ -59,7 +59,7 @@ def adherence_command(
 ) -> None:
     """Score each generated image against the findings its prompt requested, with a trained judge."""
     from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-    from synthmed.evaluate.report import agreement_table
+    from synthmed.evaluate.tables import agreement_table
 
     cfg = load_config(AdherenceConfig, config, {"fake": fake, "judge": judge, "out": out, "threshold": threshold})
     report = evaluate_adherence(cfg)
@@ -85,7 +85,7 @@ def captions_command(
 ) -> None:
     """Per-attribute accuracy of each captioner's findings against reference findings (seed 000's table)."""
     from synthmed.evaluate.captions import CaptionEvalConfig, evaluate_captions
-    from synthmed.evaluate.report import agreement_table
+    from synthmed.evaluate.tables import agreement_table
 
     cfg = load_config(CaptionEvalConfig, config, {"pred": pred, "ref": ref, "out": out, "name": name})
     report = evaluate_captions(cfg)

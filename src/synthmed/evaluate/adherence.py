@@ -18,13 +18,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthmed.data.dataset import METADATA_FILE, ImageDataset
+from synthmed.data.dataset import METADATA_FILE, ImageDataset, hash_dataset
 from synthmed.errors import DataError
-from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_metric, full_agreement, seed000_row
+from synthmed.findings.agreement import (
+    BRAIN_ATTRIBUTES,
+    AttributeAgreement,
+    agreement_metric,
+    full_agreement,
+    seed000_row,
+)
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.results import AdherenceResult, write_result
-from synthmed.utils.provenance import hash_dataset, provenance
+from synthmed.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthmed.data.dataset import METADATA_FILE, read_records
 from synthmed.errors import DataError
-from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_metric, full_agreement, seed000_row
+from synthmed.findings.agreement import (
+    BRAIN_ATTRIBUTES,
+    AttributeAgreement,
+    agreement_metric,
+    full_agreement,
+    seed000_row,
+)
 from synthmed.findings.schema import BrainMRIFindings, findings_from_dict
 from synthmed.results import CaptionerScores, CaptionsResult, write_result
 from synthmed.utils.provenance import provenance

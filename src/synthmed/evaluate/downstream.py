@@ -33,13 +33,13 @@ from tqdm.auto import tqdm
 from synthmed.classify.data import CLASS_NAMES, labels_for, load_images, to_channels
 from synthmed.classify.presets import ClassifierPreset, build_classifier, get_preset, preset_names
 from synthmed.classify.train import fit, predict
-from synthmed.data.dataset import ImageDataset
+from synthmed.data.dataset import ImageDataset, hash_dataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.downstream_report import DownstreamReport, TrainedModel, summarise
 from synthmed.results import DownstreamResult, write_result
 from synthmed.utils.device import resolve_device
-from synthmed.utils.provenance import hash_dataset, provenance
+from synthmed.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 

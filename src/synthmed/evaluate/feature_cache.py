@@ -3,7 +3,7 @@
 A cache entry is ``<cache dir>/<key>.safetensors`` holding ``features`` (N, D) float32 and,
 when the extractor has a classifier, ``logits``; its metadata names the extractor, the data
 hash and the image files in row order. The key hashes the dataset's content hash
-(:func:`synthmed.utils.provenance.hash_dataset`: metadata and every image's bytes) together
+(:func:`synthmed.data.dataset.hash_dataset`: metadata and every image's bytes) together
 with :meth:`FeatureExtractor.cache_key` (name, weights hash, preprocessing), so a changed
 image, weight file or resize convention can never return stale features.
 """
@@ -17,9 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from synthmed.data.dataset import ImageDataset
+from synthmed.data.dataset import ImageDataset, hash_dataset
 from synthmed.features.base import ExtractedFeatures, FeatureExtractor
-from synthmed.utils.provenance import hash_dataset
 from synthmed.utils.tmpfiles import mkstemp_for
 
 logger = logging.getLogger(__name__)

@@ -211,8 +211,9 @@ def evaluate_fidelity(cfg: FidelityConfig | dict[str, Any]) -> FidelityResult:
         DataError: a dataset is missing, malformed or too small.
         ConfigError: an unknown extractor or missing weights (named in the message).
     """
+    from synthmed.data.dataset import hash_dataset
     from synthmed.features.paths import feature_cache_dir
-    from synthmed.utils.provenance import hash_dataset, package_versions, provenance
+    from synthmed.utils.provenance import package_versions, provenance
 
     cfg = _config(cfg)
     t0 = time.perf_counter()

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationError
 
-from synthmed.classify.metrics import wilson_interval
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
 from synthmed.evaluate.feature_options import FeatureExtractorOptions
 from synthmed.results import Metric, PrivacyResult, write_result
+from synthmed.results.intervals import wilson_interval
 from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
@@ -140,8 +140,9 @@ def _reference_split(train_ds: ImageDataset, test_ds: ImageDataset | None
 
 def evaluate_privacy(cfg: PrivacyConfig | dict[str, Any]) -> PrivacyResult:
     """Nearest-training-neighbour audit of a synthetic dataset; writes ``out/privacy.json`` and pair PNGs."""
+    from synthmed.data.dataset import hash_dataset
     from synthmed.features.paths import feature_cache_dir
-    from synthmed.utils.provenance import hash_dataset, provenance
+    from synthmed.utils.provenance import provenance
 
     if not isinstance(cfg, PrivacyConfig):
         try:

@@ -20,10 +20,9 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.imageio import load_image
 from synthmed.errors import ConfigError, DataError
-from synthmed.evaluate.attributes import attribute_agreement
-from synthmed.evaluate.report import agreement_metric
 from synthmed.explain.backends import VLMBackend, VLMRequest, get_backend
 from synthmed.explain.prompts import MODES, PROMPT_VERSION, build_prompt, parse_reply
+from synthmed.findings.agreement import agreement_metric, attribute_agreement
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.localize.predict import PREDICTIONS_FILE

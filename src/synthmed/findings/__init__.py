@@ -1,4 +1,4 @@
-"""Structured findings: schemas, the findings -> text renderer and the text -> findings parser."""
+"""Structured findings: schemas, the findings -> text renderer, the text -> findings parser and agreement scoring."""
 
 from synthmed.findings.parse import parse_text
 from synthmed.findings.render import render_text

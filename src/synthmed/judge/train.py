@@ -26,18 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from synthmed.classify.augment import AugmentConfig
 from synthmed.classify.data import load_images, prepare_image
 from synthmed.classify.train import FitResult, TrainConfig, fit, predict
-from synthmed.data.dataset import ImageDataset
+from synthmed.data.dataset import ImageDataset, hash_dataset
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError, DataError
-from synthmed.evaluate.attributes import BRAIN_ATTRIBUTES, AttributeAgreement
-from synthmed.evaluate.report import agreement_metric, full_agreement
+from synthmed.findings.agreement import BRAIN_ATTRIBUTES, AttributeAgreement, agreement_metric, full_agreement
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.io import FindingsJudge
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import best_threshold, findings_targets, judge_loss, lesion_map_targets
 from synthmed.utils.device import resolve_device
 from synthmed.utils.outdir import first_argument, writes_to
-from synthmed.utils.provenance import hash_dataset, provenance
+from synthmed.utils.provenance import provenance
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 import synthmed.utils.outdir as outdir
+from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError, DataError
 from synthmed.localize.backbone import CLIP_MEAN, CLIP_STD, ClipBackbone, default_stage_layers
 from synthmed.localize.data import load_items
@@ -40,7 +41,7 @@ from synthmed.localize.tokenizer import train_clip_tokenizer
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import fused_option
 from synthmed.utils.outdir import first_argument, writes_to
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 from synthmed.utils.tmpfiles import apply_umask
 from synthmed.utils.training_state import (

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthmed.classify.augment import AugmentConfig, augment_batch
+from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError, DataError, TrainingError
 from synthmed.localize.backbone import ClipBackbone, load_backbone
 from synthmed.localize.config import LocalizeTrainConfig
@@ -34,7 +35,7 @@ from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import decay_tail_factor, fused_option
 from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import provenance, write_json_atomic
 from synthmed.utils.seeding import derive_seed
 from synthmed.utils.tmpfiles import apply_umask
 from synthmed.utils.training_state import (

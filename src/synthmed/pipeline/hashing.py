@@ -1,7 +1,7 @@
 """Content hashes of stage inputs, so that a stage reruns exactly when what it reads changed.
 
 A file hashes by its bytes (SHA-256); a directory by the sorted relative names and bytes of
-every file under it; a dataset directory by :func:`synthmed.utils.provenance.hash_dataset`
+every file under it; a dataset directory by :func:`synthmed.data.dataset.hash_dataset`
 (the rows and the files they name). Hashing a large model folder once is slow, so file digests
 are cached by (path, size, mtime) in the run directory, keyed by a hash of the path: the cache
 never stores a source path (a folder may be named after a patient).

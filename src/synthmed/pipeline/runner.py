@@ -26,12 +26,13 @@ from typing import Any
 import yaml
 
 import synthmed.utils.outdir as outdir
+from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError, SynthmedError
 from synthmed.pipeline.config import PipelineConfig, StageSpec, substitute
 from synthmed.pipeline.hashing import CACHE_FILE, HashCache, hash_input, reference_target, stage_key
 from synthmed.pipeline.registry import StageContext, StageDef, StageNotAvailable, get_stage
 from synthmed.utils.outdir import writes_to
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import provenance, write_json_atomic
 from synthmed.utils.secrets import fingerprint_secrets, redact_secrets
 
 logger = logging.getLogger(__name__)

@@ -52,25 +52,6 @@ def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def hash_dataset(root: str | Path) -> str:
-    """A content hash of a dataset directory: its metadata and every file it names.
-
-    Two directories with the same rows and the same image bytes hash the same,
-    wherever they are.
-    """
-    from synthmed.data.dataset import METADATA_FILE, read_records
-
-    root = Path(root)
-    h = hashlib.sha256()
-    h.update(hash_file(root / METADATA_FILE).encode())
-    for rec in read_records(root, check_files=False):
-        for name in (rec.file_name, rec.mask_file_name):
-            if name:
-                h.update(name.encode())
-                h.update(hash_file(root / name).encode())
-    return h.hexdigest()
-
-
 def provenance(**extra: Any) -> dict[str, Any]:
     """A provenance record: versions, git revision, platform, plus ``extra`` (config, seeds...)."""
     return {

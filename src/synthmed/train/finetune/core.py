@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError
 from synthmed.train.finetune.config import FinetuneConfig
 from synthmed.train.finetune.data import FinetuneData, LatentCache, cached_latents
@@ -45,7 +46,7 @@ from synthmed.train.ldm.samples import make_grid, save_grid, to_unit
 from synthmed.train.ldm.unet import min_snr_weights
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import prepare_out_dir
-from synthmed.utils.provenance import hash_dataset, provenance, write_json_atomic
+from synthmed.utils.provenance import provenance, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError
 from synthmed.models.ldm import (
     AUTOENCODER_WEIGHTS,
@@ -53,7 +54,7 @@ from synthmed.train.ldm.samples import reconstruction_grid, save_grid, text_to_i
 from synthmed.train.ldm.unet import make_unet_loss_fn
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
-from synthmed.utils.provenance import hash_dataset, hash_file, provenance, write_json_atomic
+from synthmed.utils.provenance import hash_file, provenance, write_json_atomic
 from synthmed.utils.tmpfiles import apply_umask, save_safetensors
 
 logger = logging.getLogger(__name__)

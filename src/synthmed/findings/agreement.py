@@ -1,21 +1,18 @@
-"""Shared reporting of per-attribute agreement: the seed-000 table layout, JSON and rich tables.
+"""Per-attribute agreement between predicted and reference findings.
 
-Seed 000 reports caption accuracy as one row per model with the columns
-Tumor | Loc. | Size | Shape | Intensity | Orient. Here "Loc." is the joint location — the
-hemisphere *and* the lobe region both right — and "Size" the size category; hemisphere and
-lobe are also reported alone, with every other attribute, in the full breakdown.
+The same computation scores a captioner against ground truth (seed 000's caption-accuracy
+table) and a generator's images against their requested findings (prompt adherence):
+presence is scored on every pair, every other attribute on the pairs where the reference
+has a tumour and states that attribute.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from rich.table import Table
-
-from synthmed.classify.metrics import wilson_interval
-from synthmed.evaluate.attributes import AttributeAgreement, attribute_agreement
 from synthmed.findings.schema import (
     BRAIN_ATTRIBUTE_VALUES,
     HEMISPHERES,
@@ -23,6 +20,71 @@ from synthmed.findings.schema import (
     BrainMRIFindings,
 )
 from synthmed.results import Agreement
+from synthmed.results.intervals import wilson_interval
+
+BRAIN_ATTRIBUTES: tuple[str, ...] = (
+    "tumor_present", "hemisphere", "lobe", "size_category", "shape", "intensity", "orientation", "edema",
+    "mass_effect",
+)
+
+
+@dataclass
+class AttributeAgreement:
+    """Agreement on one attribute.
+
+    Attributes:
+        attribute: The findings field.
+        n: Pairs scored.
+        correct: Pairs where prediction equals reference.
+        missing: Pairs where the prediction left the attribute unset (counted as wrong).
+        confusion: (reference, prediction) -> count.
+    """
+
+    attribute: str
+    n: int = 0
+    correct: int = 0
+    missing: int = 0
+    confusion: Counter = field(default_factory=Counter)
+
+    @property
+    def accuracy(self) -> float | None:
+        """correct / n, or None when nothing was scored."""
+        return self.correct / self.n if self.n else None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "attribute": self.attribute, "n": self.n, "correct": self.correct, "missing": self.missing,
+            "accuracy": self.accuracy,
+            "confusion": [{"reference": r, "predicted": p, "count": c} for (r, p), c in sorted(
+                self.confusion.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))],
+        }
+
+
+def attribute_agreement(
+    pairs: Iterable[tuple[BrainMRIFindings | None, BrainMRIFindings]],
+    attributes: Sequence[str] = BRAIN_ATTRIBUTES,
+) -> dict[str, AttributeAgreement]:
+    """Score (predicted, reference) findings pairs attribute by attribute.
+
+    A prediction of ``None`` (the captioner failed) counts as wrong on every attribute the
+    reference states.
+    """
+    out = {a: AttributeAgreement(a) for a in attributes}
+    for pred, ref in pairs:
+        for a in attributes:
+            if a != "tumor_present" and not ref.tumor_present:
+                continue
+            want = getattr(ref, a)
+            if want is None:
+                continue
+            got = getattr(pred, a) if pred is not None else None
+            agg = out[a]
+            agg.n += 1
+            agg.correct += int(got == want)
+            agg.missing += int(got is None)
+            agg.confusion[(want, got)] += 1
+    return out
+
 
 #: (column header, attribute) of seed 000's caption-accuracy table.
 SEED000_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -90,22 +152,3 @@ def agreement_metric(agg: AttributeAgreement) -> Agreement:
 def seed000_row(agreements: Mapping[str, AttributeAgreement]) -> dict[str, float | None]:
     """The seed-000 table row: column header -> accuracy (None when nothing was scored)."""
     return {header: (agreements[attr].accuracy if attr in agreements else None) for header, attr in SEED000_COLUMNS}
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def agreement_table(rows: Mapping[str, Mapping[str, AttributeAgreement]], *, title: str, first: str = "Model",
-                    extra: Sequence[tuple[str, str]] = (("Hemisphere", "hemisphere"), ("Lobe", "lobe"))) -> Table:
-    """A rich table in seed 000's layout, one row per model/captioner, plus ``extra`` columns and n."""
-    table = Table(title=title)
-    table.add_column(first)
-    for header, _ in (*SEED000_COLUMNS, *extra):
-        table.add_column(header, justify="right")
-    table.add_column("n", justify="right")
-    for name, aggs in rows.items():
-        cells = [_fmt(aggs[a].accuracy if a in aggs else None) for _, a in (*SEED000_COLUMNS, *extra)]
-        n = aggs["tumor_present"].n if "tumor_present" in aggs else 0
-        table.add_row(name, *cells, str(n))
-    return table
