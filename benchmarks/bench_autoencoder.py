@@ -14,6 +14,10 @@ absolute reconstruction error ([0, 1] units), the judge's presence and hemispher
 against the true findings (Wilson 95 % intervals), and its false positives (lesions seen in
 tumour-free slices) and misses. The row "original" is the judge on the untouched images.
 
+With ``--scanner-noise`` each reconstruction row is followed by the same images with fresh
+Rician noise drawn from a model fitted on the real ``--reference-split``
+(:mod:`synthmed.data.noise`), as ``synthmed generate`` draws it on an LDM's images.
+
 With ``--fidelity EXTRACTOR`` (e.g. ``efficientnet-lite0``) each row also gets the Fréchet
 distance and precision/recall (k = 3) of its images against the real ``--reference-split``
 (default train): the "original" row is then the real-vs-real floor at the same n, and the
@@ -37,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from synthmed.data.dataset import ImageDataset
+from synthmed.data.noise import fit_noise_model
 from synthmed.findings.agreement import attribute_agreement
 from synthmed.judge import FindingsJudge
 from synthmed.judge.train import reference_findings
@@ -105,6 +110,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--fidelity", metavar="EXTRACTOR", help="also FD and precision/recall against real images")
     ap.add_argument("--reference-split", default="train", help="the real images of --fidelity")
+    ap.add_argument("--scanner-noise", action="store_true", help="also each reconstruction with Rician scanner noise "
+                    "re-synthesised from a noise model fitted on --reference-split (synthmed.data.noise)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,13 +139,23 @@ def main() -> None:
     rows = [judge_row(judge, (x + 1) / 2, refs, "original", None)]
     if extractor is not None:
         rows[0].update(fidelity_cells(extractor, reference, x))
+    scanner = None
+    if args.scanner_noise:  # fitted on the reference split, as train ldm fits it on its training images
+        ref_images = load_training_data(args.data, resolution=args.resolution, split=args.reference_split,
+                                        use_paraphrases=False).images
+        scanner = fit_noise_model(((img[0] + 1) / 2).numpy() for img in ref_images)
     g = torch.Generator().manual_seed(args.seed)
     for sigma in (float(s) for s in args.noise.split(",") if s.strip()):
         y = reconstruct(vae, x, sigma, g)
-        mae = float((y - x).abs().mean() / 2)  # [0, 1] units
-        rows.append(judge_row(judge, (y + 1) / 2, refs, f"reconstruction, sigma {sigma:g}", mae))
-        if extractor is not None:
-            rows[-1].update(fidelity_cells(extractor, reference, y))
+        versions = [(f"reconstruction, sigma {sigma:g}", y)]
+        if scanner is not None:
+            noisy = [scanner.apply(((img[0] + 1) / 2).numpy(), args.seed * 100_000 + i)[0] for i, img in enumerate(y)]
+            versions.append(("  + scanner noise", torch.from_numpy(np.stack(noisy))[:, None] * 2 - 1))
+        for name, images in versions:
+            mae = float((images - x).abs().mean() / 2)  # [0, 1] units
+            rows.append(judge_row(judge, (images + 1) / 2, refs, name, mae))
+            if extractor is not None:
+                rows[-1].update(fidelity_cells(extractor, reference, images))
 
     print(f"{len(x)} {args.split} images of {args.data}; VAE {vae_folder(args.model)} "
           f"(latents {vae.config.latent_channels} x {args.resolution // 2 ** (len(vae.config.block_out_channels) - 1)}"

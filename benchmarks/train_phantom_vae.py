@@ -15,6 +15,14 @@ The recipe of the shipped autoencoder, step by step (resumable: rerun the same c
 3. with ``--package``: its config and weights (float16, half the bytes; loaded back in
    float32) and a ``synthmed.json`` naming this recipe and the training record.
 
+With ``--decoder-gan STEPS`` the script then sharpens that first stage (or, with ``--start
+builtin:phantom-vae-128``, the shipped one without retraining it): its decoder is fine-tuned
+against a patch critic for STEPS steps, the encoder frozen, so the latents do not change
+(:mod:`synthmed.train.ldm.adversarial`); this is ``builtin:phantom-vae-128-gan``::
+
+    python benchmarks/train_phantom_vae.py --work runs/phantom-vae --start builtin:phantom-vae-128 \
+        --decoder-gan 3000 --package src/synthmed/models/assets/phantom-vae-128-gan
+
 Measure it with ``benchmarks/bench_autoencoder.py --model DIR --data DEMO_REAL --split val
 --noise 0 --fidelity efficientnet-lite0`` (docs/ldm.md, "A trained first stage").
 """
@@ -44,12 +52,21 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="folder for the phantom and the training run")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--package", type=Path, help="write the built-in model folder here")
+    ap.add_argument("--start", help="skip stage 1 and start from this trained autoencoder (e.g. "
+                    "builtin:phantom-vae-128); only with --decoder-gan")
+    ap.add_argument("--decoder-gan", type=int, metavar="STEPS", help="then fine-tune the decoder against a patch "
+                    "critic for STEPS steps (encoder frozen)")
+    ap.add_argument("--adversarial-weight", type=float, help="with --decoder-gan: DecoderGANConfig.adversarial_weight")
     args = ap.parse_args()
+    if args.start and not args.decoder_gan:
+        ap.error("--start needs --decoder-gan")
     data, run = args.work / "phantom", args.work / "train"
     if not (data / "metadata.jsonl").is_file():
         subprocess.run([sys.executable, "-m", "synthmed.cli.main", "data", "phantom", "--out", str(data),
                         "--n", str(PHANTOM["n"]), "--size", str(PHANTOM["size"]), "--seed", str(PHANTOM["seed"])],
                        check=True)
+    if args.decoder_gan:
+        return sharpen(args, data)
     cfg = LDMTrainConfig.model_validate({
         "data": str(data), "out": str(run), "split": None, "resolution": PHANTOM["size"], "max_text_length": 48,
         "seed": PHANTOM["seed"], "autoencoder": {**AUTOENCODER, "max_steps": args.steps},
@@ -68,6 +85,32 @@ def main() -> None:
         steps=args.steps, stored_dtype="float16", weights_sha256=hash_file(args.package / AUTOENCODER_WEIGHTS),
         training={"config": record["config"]["autoencoder"], "data": record["data"],
                   "stage": record["stages"]["autoencoder"]}))
+    print(f"packaged {args.package}")
+
+
+def sharpen(args: argparse.Namespace, data: Path) -> None:
+    """Fine-tune the decoder of ``--start`` (or of this script's stage 1) against a patch critic."""
+    from synthmed.train.ldm.adversarial import DecoderGANConfig, finetune_decoder
+    from synthmed.train.ldm.data import load_training_data
+
+    start = args.start or str(args.work / "train")
+    vae = load_autoencoder(start).float()
+    images = load_training_data(data, resolution=PHANTOM["size"], split=None, use_paraphrases=False).images
+    cfg = DecoderGANConfig(max_steps=args.decoder_gan, **(
+        {"adversarial_weight": args.adversarial_weight} if args.adversarial_weight is not None else {}))
+    ckdir = args.work / f"decoder-gan-{cfg.adversarial_weight:g}"
+    record = finetune_decoder(vae, images, cfg, checkpoint_dir=ckdir, seed=PHANTOM["seed"],
+                              resume=any(ckdir.glob("step-*")))
+    print(json.dumps(record["last_parts"]))
+    if args.package is None:
+        return
+    args.package.mkdir(parents=True, exist_ok=True)
+    vae.to(torch.float16).save_pretrained(args.package, safe_serialization=True)
+    apply_umask(args.package)
+    write_json_atomic(args.package / "synthmed.json", provenance(
+        kind="autoencoder", recipe="benchmarks/train_phantom_vae.py --decoder-gan", phantom=PHANTOM, start=start,
+        stored_dtype="float16", weights_sha256=hash_file(args.package / AUTOENCODER_WEIGHTS),
+        decoder_gan=record))
     print(f"packaged {args.package}")
 
 

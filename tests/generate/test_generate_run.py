@@ -152,3 +152,34 @@ def test_cli_generates(tiny_pipeline, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r.scheduler for r in ImageDataset(tmp_path / "g").records] == ["ddim", "ddim"]
+
+
+def test_scanner_noise_is_resynthesised_from_the_models_noise_model(tiny_pipeline, tmp_path):
+    import shutil
+
+    from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, write_noise_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pipeline, model)
+    clean = _images(generate(_cfg(model, tmp_path / "clean")))
+    noise = RicianNoise(sigmas=[0.02, 0.04], n_images=2)
+    write_noise_model(model, noise)
+    out = generate(_cfg(model, tmp_path / "noisy"))
+    noisy = _images(out)
+    rows = {r.file_name: r for r in ImageDataset(out).records}
+    for name, img in noisy.items():
+        row = rows[name]
+        expected, sigma = noise.apply(clean[name].astype(np.float32) / 255, row.seed)
+        assert row.acquisition_noise_sigma == sigma
+        # The noise is drawn on the float image before quantisation: within one 8-bit level of re-noising the
+        # quantised clean image with the same seed.
+        assert np.abs(img.astype(int) - np.rint(expected * 255)).max() <= 2, name
+        assert not np.array_equal(img, clean[name])
+    again = _images(generate(_cfg(model, tmp_path / "noisy2")))
+    assert all(np.array_equal(again[n], noisy[n]) for n in noisy)  # the image's seed decides its noise
+    off = _images(generate(_cfg(model, tmp_path / "off", acquisition_noise="off")))
+    assert all(np.array_equal(off[n], clean[n]) for n in clean)
+    # A noise model added after a run started changes its images: resuming is refused.
+    (model / NOISE_MODEL_FILE).unlink()
+    with pytest.raises(ConfigError, match="noise_model"):
+        generate(_cfg(model, out))

@@ -38,6 +38,12 @@ def test_output_is_a_pipeline_folder_with_provenance(trained_ldm: Path):
     assert prov["text_encoder"]["class"] == "BertModel" and prov["text_encoder"]["use_attention_mask"]
     assert prov["data"]["channels"] == 1 and len(prov["data"]["hash"]) == 64
     assert prov["stages"]["unet"]["steps"] == 6 and prov["stages"]["autoencoder"]["steps"] == 4
+    # The training images' scanner noise is stored beside the pipeline for generate to re-synthesise.
+    from synthmed.data.noise import read_noise_model
+
+    noise = read_noise_model(trained_ldm)
+    assert noise is not None and noise.n_images == 12 and len(noise.sigmas) == 12
+    assert prov["acquisition_noise"] == noise.summary()
     assert list((trained_ldm / "logs").rglob("events.out.tfevents*")), "no TensorBoard events"
     assert (trained_ldm / "samples" / "autoencoder.png").is_file()
     assert (trained_ldm / "samples" / "unet-step-0000006.png").is_file()

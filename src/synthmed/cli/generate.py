@@ -42,6 +42,9 @@ def generate_command(
     height: int | None = typer.Option(None, "--height", help="Image height in pixels (default: the model's)."),
     width: int | None = typer.Option(None, "--width", help="Image width in pixels (default: the model's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
+    acquisition_noise: str = typer.Option(
+        "auto", "--acquisition-noise", help="auto: re-synthesise the scanner noise stored with the model "
+        "(noise_model.json from train ldm) on each grayscale image; off: leave the images noise-free."),
     no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory.
@@ -66,7 +69,7 @@ def generate_command(
         "scheduler": scheduler, "seed": seed, "batch_size": batch_size, "loras": list(lora) or None,
         "lora_scale": lora_scale,
         "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "height": height, "width": width,
-        "device": device, "progress": not no_progress})
+        "device": device, "acquisition_noise": acquisition_noise, "progress": not no_progress})
     path = generate(cfg)
     typer.echo(f"generated dataset in {path}")
 

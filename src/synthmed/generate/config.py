@@ -48,6 +48,10 @@ class GenerateConfig(BaseModel):
     height: int | None = Field(None, ge=8)
     width: int | None = Field(None, ge=8)
     bits: Literal[8, 16] = 8
+    acquisition_noise: Literal["auto", "off"] = Field(
+        "auto", description="auto: when the model folder has a scanner-noise model (noise_model.json, written by "
+        "synthmed train ldm), draw fresh noise of that law onto each grayscale image, seeded by the image's seed; "
+        "off: the pipeline's images as they are")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     progress: bool = True
 

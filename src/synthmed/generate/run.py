@@ -21,6 +21,7 @@ import torch
 
 from synthmed.data.dataset import DatasetWriter
 from synthmed.data.imageio import quantize
+from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, read_noise_model
 from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.generate.config import GenerateConfig
@@ -75,6 +76,18 @@ def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> d
     return fields
 
 
+def _noise_model(cfg: GenerateConfig) -> RicianNoise | None:
+    """The scanner-noise model to re-synthesise (``synthmed.data.noise``), if asked for and stored with the model."""
+    if cfg.acquisition_noise == "off" or not Path(cfg.model).is_dir():
+        return None
+    noise = read_noise_model(cfg.model)
+    if noise is not None:
+        logger.info("re-synthesising scanner noise: Rician, sigma %.4f-%.4f over %d training images (%s; "
+                    "--acquisition-noise off to skip)", noise.summary()["min"], noise.summary()["max"],
+                    len(noise.sigmas), NOISE_MODEL_FILE)
+    return noise
+
+
 @writes_to(first_argument("config", "out"))
 def generate(config: GenerateConfig) -> Path:
     """Generate ``n_per_prompt`` images per prompt into a dataset directory.
@@ -85,7 +98,8 @@ def generate(config: GenerateConfig) -> Path:
     Returns:
         ``config.out``: a dataset directory (``metadata.jsonl`` + ``images/``) whose rows
         carry prompt, text, requested_findings, seed, steps, guidance_scale, scheduler,
-        model_id and ``source="generated:<model id>"``.
+        model_id and ``source="generated:<model id>"``, and ``acquisition_noise_sigma`` where
+        scanner noise was re-synthesised (:func:`_noise_model`).
 
     Raises:
         ConfigError: unknown scheduler, bad prompt source, unloadable model/LoRA/embedding,
@@ -103,7 +117,8 @@ def generate(config: GenerateConfig) -> Path:
     check_model_reference(cfg.model)
     if cfg.prior is not None:
         check_model_reference(cfg.prior)
-    identity = cfg.run_identity()
+    noise = _noise_model(cfg)
+    identity = {**cfg.run_identity(), "noise_model": noise.model_dump(mode="json") if noise else None}
     _check_resume(out, identity)
     device = resolve_device(cfg.device)
 
@@ -138,7 +153,11 @@ def generate(config: GenerateConfig) -> Path:
                 name = image_name(i)
                 if writer.has(name):
                     continue
-                writer.add(name, _to_array(np.asarray(image), cfg.bits), **_row_fields(spec, cfg, seed, mid))
+                image = np.asarray(image)
+                extra = {}
+                if noise is not None and image.shape[-1] == 1:
+                    image, extra["acquisition_noise_sigma"] = noise.apply(image, seed)
+                writer.add(name, _to_array(image, cfg.bits), **_row_fields(spec, cfg, seed, mid), **extra)
                 bar.update(1)
         bar.close()
     else:

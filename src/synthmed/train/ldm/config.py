@@ -110,6 +110,9 @@ class LDMTrainConfig(_Strict):
         "e.g. builtin:phantom-vae-128) and skip stage 1; the autoencoder settings are then unused")
     autoencoder: AutoencoderTrainConfig = AutoencoderTrainConfig()
     unet: UNetTrainConfig = UNetTrainConfig()
+    acquisition_noise: bool = Field(True, description="fit the training images' Rician scanner noise (grayscale) "
+                                    "and store it beside the pipeline (noise_model.json); synthmed generate draws "
+                                    "fresh noise of that law onto each image, which no latent can carry")
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)

@@ -27,6 +27,7 @@ import torch
 from safetensors import safe_open
 
 from synthmed.data.dataset import hash_dataset
+from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, fit_noise_model, write_noise_model
 from synthmed.errors import ConfigError
 from synthmed.models.ldm import (
     AUTOENCODER_WEIGHTS,
@@ -323,6 +324,7 @@ def train_ldm(config: LDMTrainConfig) -> Path:
             ema.copy_to(final)
         save_pipeline(cfg.out, vae=vae, unet=final, text_encoder=text.model, tokenizer=text.tokenizer,
                       scheduler=build_noise_scheduler(un.noise))
+        noise_model = _fit_acquisition_noise(cfg, data)
         if not (cfg.sample_every and result.steps % cfg.sample_every == 0):
             sample(result.steps)
         state["unet"] = {"done": True, "exported_ema": bool(ema is not None and un.export_ema),
@@ -337,12 +339,29 @@ def train_ldm(config: LDMTrainConfig) -> Path:
             parameters={"vae": sum(p.numel() for p in vae.parameters()),
                         "unet": sum(p.numel() for p in unet.parameters())},
             stages={"autoencoder": state.get("autoencoder"), "unet": state["unet"]},
+            acquisition_noise=noise_model.summary() if noise_model is not None else None,
             processes=world, wall_seconds=time.monotonic() - t_begin))
         save_state()
         logger.info("model saved to %s (%.0f s)", cfg.out, time.monotonic() - t_begin)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return cfg.out
+
+
+def _fit_acquisition_noise(cfg: LDMTrainConfig, data: TrainingData) -> RicianNoise | None:
+    """Fit and store the training images' scanner noise (``synthmed.data.noise``), when asked and grayscale."""
+    (cfg.out / NOISE_MODEL_FILE).unlink(missing_ok=True)  # never leave a stale model of other data
+    if not cfg.acquisition_noise:
+        return None
+    if data.channels != 1:
+        logger.info("acquisition noise: not modelled for %d-channel images", data.channels)
+        return None
+    model = fit_noise_model(((img[0] + 1) / 2).numpy() for img in data.images)
+    if model is not None:
+        write_noise_model(cfg.out, model)
+        logger.info("acquisition noise: Rician, sigma %.4f-%.4f (median %.4f) over %d images; stored in %s",
+                    *(model.summary()[k] for k in ("min", "max", "median", "n")), NOISE_MODEL_FILE)
+    return model
 
 
 def _broadcast(accelerator, value):
