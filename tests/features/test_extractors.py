@@ -17,7 +17,8 @@ def test_registry_lists_names_in_errors():
     assert {"auto", "inception", "efficientnet-lite0"} <= set(names)
     with pytest.raises(ConfigError) as err:
         build_extractor("vgg16")
-    for name in ("inception", "efficientnet-lite0", "clip:<id or path>", "dinov2:<id or path>", "domain:<path>"):
+    for name in ("inception", "efficientnet-lite0", "clip:<id or path>", "dinov2:<id or path>", "domain:<path>",
+                 "judge:<dir or builtin:name>"):
         assert name in str(err.value)
     with pytest.raises(ConfigError, match="applies to 'inception' only"):
         build_extractor("efficientnet-lite0", preprocessing="clean-fid")
@@ -179,3 +180,26 @@ def test_auto_falls_back_to_efficientnet_offline(tmp_path, monkeypatch, caplog):
     ext = build_extractor("auto")
     assert ext.name == "efficientnet-lite0"
     assert "NOT comparable" in caplog.text
+
+
+def test_judge_features_are_the_judges_embedding():
+    """judge:<ref>: the vector the shipped judge's attribute heads read, on a real phantom-like slice."""
+    from synthmed.judge import FindingsJudge
+    from synthmed.testing.ldm import disc_image
+
+    rng = np.random.default_rng(0)
+    images = [disc_image(128, h, 12, rng) for h in ("left", "right", None)]
+    ext = build_extractor("judge:builtin:phantom-128-robust")
+    assert ext.name == "judge:builtin:phantom-128-robust" and not ext.comparable_with_published
+    feats = ext(images)
+    assert feats.shape == (3, ext.dim) and torch.isfinite(feats).all()
+    judge = FindingsJudge.from_pretrained("builtin:phantom-128-robust")
+    batch = ext.preprocess(images)
+    with torch.no_grad():
+        out = judge.net(batch)
+        # The heads read exactly this vector: a head applied to the features gives the judge's own logits.
+        torch.testing.assert_close(judge.net.heads["hemisphere"](feats), out["hemisphere"])
+    assert not torch.allclose(feats[0], feats[1])  # a tumour on the other side moves the embedding
+    assert ext.describe()["weights"]["sha256"]
+    with pytest.raises(ConfigError, match="judge:<ref>"):
+        build_extractor("judge:")

@@ -7,6 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from synthmed.cli.main import app
+from synthmed.errors import ConfigError
 from synthmed.pipeline.config import load_pipeline_config
 from synthmed.pipeline.demo import DemoConfig, demo_pipeline
 from synthmed.pipeline.runner import check_pipeline
@@ -40,3 +41,14 @@ def test_demo_yaml_is_the_built_in_demo():
     assert yaml.safe_dump(shipped.model_dump()["stages"]) == yaml.safe_dump(built.model_dump()["stages"])
     assert (shipped.minutes, shipped.seed, shipped.min_auto_minutes) == (built.minutes, built.seed,
                                                                          built.min_auto_minutes)
+
+
+def test_quality_yaml_is_the_built_in_quality_recipe():
+    built = load_pipeline_config(data=demo_pipeline(DemoConfig(out=Path("runs/quality"), preset="quality")))
+    shipped = load_pipeline_config(Path(__file__).parents[2] / "configs" / "run-quality.yaml")
+    assert yaml.safe_dump(shipped.model_dump()["stages"]) == yaml.safe_dump(built.model_dump()["stages"])
+    stages = {s.name: s for s in built.stages}
+    assert stages["train_ldm"].settings["unet"]["max_steps"] > 3600  # longer than the demo
+    assert stages["downstream"].settings["conditions"] == ["trtr", "tstr"]
+    with pytest.raises(ConfigError, match="--quick"):
+        DemoConfig(out=Path("x"), quick=True, preset="quality")

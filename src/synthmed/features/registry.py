@@ -64,9 +64,19 @@ def _only_default_preprocessing(name: str, preprocessing: str | None) -> None:
                           "preprocessing (recorded in the output)")
 
 
+def _judge(arg: str | None, *, preprocessing: str | None = None, device: str = "cpu", **_: Any) -> FeatureExtractor:
+    from synthmed.features.judge import JudgeExtractor
+
+    _only_default_preprocessing("judge", preprocessing)
+    if not arg:
+        raise ConfigError("--features judge:<ref> needs a judge directory or builtin:<name> after 'judge:'")
+    return JudgeExtractor(arg, device=device)
+
+
 _PLAIN: dict[str, Factory] = {"inception": _inception, "efficientnet-lite0": _efficientnet}
-_PREFIXED: dict[str, Factory] = {"clip": _hf("clip"), "dinov2": _hf("dinov2"), "domain": _domain}
-_PREFIX_HELP = {"clip": "clip:<id or path>", "dinov2": "dinov2:<id or path>", "domain": "domain:<path>"}
+_PREFIXED: dict[str, Factory] = {"clip": _hf("clip"), "dinov2": _hf("dinov2"), "domain": _domain, "judge": _judge}
+_PREFIX_HELP = {"clip": "clip:<id or path>", "dinov2": "dinov2:<id or path>", "domain": "domain:<path>",
+                "judge": "judge:<dir or builtin:name>"}
 
 
 def extractor_names() -> list[str]:

@@ -178,6 +178,17 @@ class JudgeNet(nn.Module):
         self.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPUs (oneDNN)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        lesion_map, hidden = self._trunk(x)
+        peak = lesion_map.flatten(1).amax(dim=1)  # (B,)
+        out = {"lesion_map": lesion_map, "tumor_present": peak * self.presence_scale + self.presence_bias}
+        out.update({name: head(hidden) for name, head in self.heads.items()})
+        return out
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, hidden) findings embedding: the vector every attribute head reads (a domain feature space)."""
+        return self._trunk(x)[1]
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
         if x.ndim != 4 or x.shape[1] != c.channels or x.shape[-1] != c.image_size or x.shape[-2] != c.image_size:
             raise ValueError(f"expected images of shape (B, {c.channels}, {c.image_size}, {c.image_size}), "
@@ -201,8 +212,4 @@ class JudgeNet(nn.Module):
             pooled.append((attn * fine).sum(dim=(2, 3)))
         feats = torch.cat([*pooled, centroid, self.layout(e4.contiguous()), e4.mean(dim=(2, 3)),
                            _geometry(lesion_map.detach())], dim=1)
-        hidden = self.shared(feats)
-        peak = lesion_map.flatten(1).amax(dim=1)  # (B,)
-        out = {"lesion_map": lesion_map, "tumor_present": peak * self.presence_scale + self.presence_bias}
-        out.update({name: head(hidden) for name, head in self.heads.items()})
-        return out
+        return lesion_map, self.shared(feats)
