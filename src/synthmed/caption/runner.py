@@ -29,7 +29,7 @@ from synthmed.data.records import DatasetRecord
 from synthmed.errors import CaptionError
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import findings_from_dict
-from synthmed.llm.api import close_client
+from synthmed.llm.api import close_chat
 from synthmed.llm.cache import ReplyCache
 from synthmed.utils.outdir import first_argument, writes_to
 
@@ -130,7 +130,7 @@ def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str 
             bar.set_postfix(cached=summary.cached, failed=summary.failed, refresh=False)
     finally:
         bar.close()
-        close_client(cap)
+        close_chat(cap)
     write_records(root, out)
     if summary.failed and not summary.captioned:
         name, why = next(iter(summary.errors.items()))

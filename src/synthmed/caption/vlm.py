@@ -1,6 +1,6 @@
 """The part every vision-language captioner shares: prompt, parse, repair, give up honestly.
 
-A back end (:mod:`synthmed.caption.hf`, :mod:`synthmed.caption.api`) only answers
+A chat model (:mod:`synthmed.llm.chat`: local for ``hf:``, a server for ``api:``) only answers
 conversations; :class:`VLMCaptioner` builds them from the modality's prompt template,
 validates each reply into findings, and when a reply is malformed or partial it sends the
 reply back with what was wrong and asks again (``max_parse_retries`` times). An image whose
@@ -20,6 +20,7 @@ from synthmed.caption.base import CaptionInput, CaptionResult
 from synthmed.caption.prompts import PromptTemplate, ReplyError, findings_from_reply, repair_message, template_for
 from synthmed.data.imageio import to_float01
 from synthmed.llm.cache import array_digest, digest
+from synthmed.llm.chat import ChatMessage, ChatModel, ChatRequest
 
 RAW_SEPARATOR = "\n--- retry ---\n"
 
@@ -32,10 +33,12 @@ class Conversation:
     template: PromptTemplate
     turns: list[tuple[str, str]] = field(default_factory=list)  # (role, text) after the first user turn
 
-    @property
-    def question(self) -> str:
-        """The first user message: system instructions and the modality's question."""
-        return f"{self.template.system}\n\n{self.template.user}"
+    def request(self) -> ChatRequest:
+        """The exchange so far as a chat request: instructions, the image with its question, the later turns."""
+        messages = [ChatMessage("system", self.template.system),
+                    ChatMessage("user", self.template.user, np.asarray(to_rgb8(self.item.image))),
+                    *(ChatMessage(role, text) for role, text in self.turns)]  # type: ignore[arg-type]
+        return ChatRequest(tuple(messages), json_schema=self.template.schema)
 
 
 def to_rgb8(image: np.ndarray) -> Image.Image:
@@ -50,17 +53,18 @@ def to_rgb8(image: np.ndarray) -> Image.Image:
 
 
 class VLMCaptioner:
-    """Base class: subclasses set ``name`` and implement :meth:`_answer`.
+    """Captions images with a vision-language :class:`~synthmed.llm.chat.ChatModel`.
 
     Args:
+        chat: The model that answers (its ``name``, e.g. ``hf:<id>``, keys the cache).
         max_parse_retries: How many times an invalid reply is sent back for repair.
     """
 
-    name = "vlm"
-
-    def __init__(self, *, max_parse_retries: int = 1):
+    def __init__(self, chat: ChatModel, *, max_parse_retries: int = 1):
         if max_parse_retries < 0:
             raise ValueError(f"max_parse_retries must be >= 0, got {max_parse_retries}")
+        self.chat = chat
+        self.name = chat.name
         self.max_parse_retries = max_parse_retries
 
     def cache_key(self, item: CaptionInput) -> str:
@@ -69,7 +73,7 @@ class VLMCaptioner:
 
     def _answer(self, conversations: Sequence[Conversation]) -> list[str | Exception]:
         """One reply per conversation, or the exception that prevented it (transient failures)."""
-        raise NotImplementedError
+        return self.chat.answer([conv.request() for conv in conversations])
 
     def caption(self, items: Sequence[CaptionInput]) -> list[CaptionResult]:
         results: list[CaptionResult | None] = [None] * len(items)

@@ -20,11 +20,11 @@ from tqdm.auto import tqdm
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.imageio import load_image
 from synthmed.errors import ConfigError, DataError
-from synthmed.explain.backends import VLMBackend, VLMRequest, get_backend
 from synthmed.explain.prompts import MODES, PROMPT_VERSION, build_prompt, parse_reply
 from synthmed.findings.agreement import agreement_metric, attribute_agreement
 from synthmed.findings.render import render_text
 from synthmed.findings.schema import BrainMRIFindings
+from synthmed.llm.chat import ChatMessage, ChatModel, ChatRequest, chat_model
 from synthmed.localize.predict import PREDICTIONS_FILE
 from synthmed.results import ExplainResult, ExplainScores, write_result
 from synthmed.utils.provenance import provenance
@@ -74,7 +74,7 @@ def _localizer_text(row: dict) -> str:
     return render_text(BrainMRIFindings.model_validate(f), include_mm=True, header="")
 
 
-def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> ExplainResult:
+def explain_dataset(cfg: ExplainConfig, backend: ChatModel | None = None) -> ExplainResult:
     """Explain every image of ``cfg.data`` (or one split) in each mode and write ``cfg.out``.
 
     Args:
@@ -102,8 +102,9 @@ def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> Ex
     records = records[: cfg.limit] if cfg.limit else records
     if not records:
         raise DataError("no images to explain", cfg.data)
-    backend = backend or get_backend(cfg.vlm, base_url=cfg.base_url, max_new_tokens=cfg.max_new_tokens,
-                                     max_tokens=cfg.max_new_tokens, seed=cfg.seed, device=cfg.device)
+    backend = backend or chat_model(cfg.vlm, vision=True, what="VLM back end", base_url=cfg.base_url,
+                                    max_new_tokens=cfg.max_new_tokens, max_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                                    device=cfg.device)
     items = []
     pairs: dict[str, list] = {m: [] for m in cfg.modes}
     bar = tqdm(total=len(records) * len(cfg.modes), desc="explain", disable=not cfg.progress)
@@ -114,7 +115,7 @@ def explain_dataset(cfg: ExplainConfig, backend: VLMBackend | None = None) -> Ex
         for mode in cfg.modes:
             prompt = build_prompt(mode, _localizer_text(row) if row else None)
             image = to_rgb8(load_image(Path(cfg.pred) / row["overlay"])) if prompt.uses_overlay else scan  # type: ignore[arg-type,index]
-            requests.append(VLMRequest(image, prompt.text))
+            requests.append(ChatRequest((ChatMessage("user", prompt.text, image),)))
             prompts[mode] = prompt.text
         replies = backend.answer(requests)
         results = {}

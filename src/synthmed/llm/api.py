@@ -53,9 +53,9 @@ def api_key_from_env() -> str | None:
     return None
 
 
-def close_client(backend: object) -> None:
-    """Close ``backend.client`` (an API back end's :class:`ChatClient`) if it has one."""
-    close = getattr(getattr(backend, "client", None), "close", None)
+def close_chat(layer: object) -> None:
+    """Close ``layer.chat`` (the :class:`~synthmed.llm.chat.ChatModel` a captioner or paraphraser uses), if any."""
+    close = getattr(getattr(layer, "chat", None), "close", None)
     if close is not None:
         close()
 

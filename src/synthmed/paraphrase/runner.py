@@ -22,7 +22,7 @@ from synthmed.data.dataset import ImageDataset, write_records
 from synthmed.data.records import DatasetRecord
 from synthmed.errors import ConfigError
 from synthmed.findings.parse import FindingsParseError
-from synthmed.llm.api import close_client
+from synthmed.llm.api import close_chat
 from synthmed.llm.cache import ReplyCache
 from synthmed.paraphrase.base import CHECKABLE_MODALITIES, ParaphraseInput, check_paraphrase, get_paraphraser
 from synthmed.utils.outdir import first_argument, writes_to
@@ -131,7 +131,7 @@ def paraphrase_dataset(root: str | Path, paraphraser: str = "template", *, per_c
             bar.set_postfix(accepted=summary.accepted, rejected=summary.rejected, refresh=False)
     finally:
         bar.close()
-        close_client(para)
+        close_chat(para)
 
     records = []
     for i, rec in enumerate(ds.records):
