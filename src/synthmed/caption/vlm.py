@@ -13,14 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-from PIL import Image
-
 from synthmed.caption.base import CaptionInput, CaptionResult
 from synthmed.caption.prompts import PromptTemplate, ReplyError, findings_from_reply, repair_message, template_for
-from synthmed.data.imageio import to_float01
 from synthmed.llm.cache import array_digest, digest
 from synthmed.llm.chat import ChatMessage, ChatModel, ChatRequest
+from synthmed.viz import to_rgb8
 
 RAW_SEPARATOR = "\n--- retry ---\n"
 
@@ -36,20 +33,9 @@ class Conversation:
     def request(self) -> ChatRequest:
         """The exchange so far as a chat request: instructions, the image with its question, the later turns."""
         messages = [ChatMessage("system", self.template.system),
-                    ChatMessage("user", self.template.user, np.asarray(to_rgb8(self.item.image))),
+                    ChatMessage("user", self.template.user, to_rgb8(self.item.image)),
                     *(ChatMessage(role, text) for role, text in self.turns)]  # type: ignore[arg-type]
         return ChatRequest(tuple(messages), json_schema=self.template.schema)
-
-
-def to_rgb8(image: np.ndarray) -> Image.Image:
-    """An 8-bit RGB PIL image of a stored scan (16-bit scaled by its own range, grey replicated)."""
-    if image.dtype == np.uint8:
-        arr = image
-    else:
-        arr = np.round(to_float01(image) * 255.0).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 class VLMCaptioner:

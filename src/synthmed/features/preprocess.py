@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import synthmed.data.imageio as imageio
+
 ResizeMethod = Literal["tf1-bilinear", "pil-bicubic", "bilinear-antialias", "bicubic-antialias", "bicubic"]
 RESIZE_METHODS: tuple[str, ...] = ResizeMethod.__args__  # type: ignore[attr-defined]
 
@@ -47,13 +49,10 @@ def _channels_last(image: np.ndarray) -> np.ndarray:
 
 
 def to_float01(image: np.ndarray) -> np.ndarray:
-    """(H, W, C) float32 in [0, 1], C = 1 or 3, without quantising (uint16 / 65535)."""
-    depth = bit_depth(image)
+    """(H, W, C) float32 in [0, 1], C = 1 or 3, without quantising (integers by their dtype's range; floats clipped)."""
     img = _channels_last(image)
-    if depth == "8-bit":
-        return img.astype(np.float32) / 255.0
-    if depth == "16-bit":
-        return img.astype(np.float32) / 65535.0
+    if bit_depth(image) in ("8-bit", "16-bit"):
+        return imageio.to_float01(img)
     return np.clip(img.astype(np.float32), 0.0, 1.0)
 
 

@@ -170,8 +170,8 @@ def findings_table(root: str, captioner: str = "mask") -> dict[str, str]:
     captioner on the phantom), so the ``api:`` path can be scored end to end.
     """
     from synthmed.caption import CaptionInput, get_captioner
-    from synthmed.caption.vlm import to_rgb8
     from synthmed.data import ImageDataset
+    from synthmed.viz import to_rgb8
 
     ds = ImageDataset(root)
     cap = get_captioner(captioner)
@@ -181,5 +181,5 @@ def findings_table(root: str, captioner: str = "mask") -> dict[str, str]:
         res = cap.caption([CaptionInput(rec.file_name, img, ds.mask(rec), rec.spacing_mm)])[0]
         if res.findings is not None:
             data = {k: v for k, v in res.findings.to_dict().items() if k != "modality"}
-            table[image_key(np.asarray(to_rgb8(img)))] = json.dumps(data)
+            table[image_key(to_rgb8(img))] = json.dumps(data)
     return table
