@@ -298,21 +298,34 @@ def _check_k(k: int, r: torch.Tensor, f: torch.Tensor, name: str) -> None:
                          f"got {r.shape[0]} and {f.shape[0]}")
 
 
+def precision_recall_from_pass(res: PairwiseResult, k: int) -> PrecisionRecall:
+    """Precision and recall from a pairwise pass run with ``pr_k=k`` (means of its per-point flags)."""
+    p, rc = float(res.precision.double().mean()), float(res.recall.double().mean())
+    return PrecisionRecall(p, rc, f1_score(p, rc), k)
+
+
+def density_coverage_from_pass(res: PairwiseResult, k: int) -> DensityCoverage:
+    """Density and coverage from a pairwise pass run with ``dc_k=k`` (density counts divided by k)."""
+    return DensityCoverage(float(res.density.double().mean()) / k, float(res.coverage.double().mean()), k)
+
+
+def kid_kernel(w_real: torch.Tensor, w_fake: torch.Tensor, dim: int) -> KernelSpec:
+    """KID's polynomial kernel ``(x.y / dim + 1)^3`` over the subsets marked in the membership matrices."""
+    return KernelSpec(w_real, w_fake, 3, 1.0 / dim, 1.0)
+
+
 def precision_recall(real: Any, fake: Any, *, k: int = 3, chunk: int = 2048) -> PrecisionRecall:
     """Precision (fakes inside the real manifold) and recall (reals inside the fake manifold)."""
     r, f = _pair(real, fake)
     _check_k(k, r, f, "k")
-    res = pairwise_pass(r, f, pr_k=k, dc_k=None, kernel=None, chunk=chunk)
-    p, rc = float(res.precision.double().mean()), float(res.recall.double().mean())
-    return PrecisionRecall(p, rc, f1_score(p, rc), k)
+    return precision_recall_from_pass(pairwise_pass(r, f, pr_k=k, dc_k=None, kernel=None, chunk=chunk), k)
 
 
 def density_coverage(real: Any, fake: Any, *, k: int = 5, chunk: int = 2048) -> DensityCoverage:
     """Density (can exceed 1) and coverage of the real k-NN balls by the fakes."""
     r, f = _pair(real, fake)
     _check_k(k, r, f, "k")
-    res = pairwise_pass(r, f, pr_k=None, dc_k=k, kernel=None, chunk=chunk)
-    return DensityCoverage(float(res.density.double().mean()) / k, float(res.coverage.double().mean()), k)
+    return density_coverage_from_pass(pairwise_pass(r, f, pr_k=None, dc_k=k, kernel=None, chunk=chunk), k)
 
 
 # -- everything in one pass -------------------------------------------------------------------
@@ -344,15 +357,13 @@ def fidelity_scores(real: Any, fake: Any, *, compute_fid: bool = True, compute_k
     if compute_kid:
         m = kid_subset_size(r.shape[0], f.shape[0], kid_subset_size_max)
         ri, fi = kid_subsets(r.shape[0], f.shape[0], subsets=kid_subsets_n, subset_size=m, seed=seed)
-        spec = KernelSpec(membership(ri, r.shape[0]), membership(fi, f.shape[0]), 3, 1.0 / r.shape[1], 1.0)
+        spec = kid_kernel(membership(ri, r.shape[0]), membership(fi, f.shape[0]), r.shape[1])
     res = pairwise_pass(r, f, pr_k=pr_k, dc_k=dc_k, kernel=spec, chunk=chunk, gram_dtype=gram_dtype)
     out = FidelityScores(fid=fid(r, f) if compute_fid else None)
     if compute_kid:
         out.kid = kid_from_pass(res, m, seed)
     if pr_k:
-        p, rc = float(res.precision.double().mean()), float(res.recall.double().mean())
-        out.precision_recall = PrecisionRecall(p, rc, f1_score(p, rc), pr_k)
+        out.precision_recall = precision_recall_from_pass(res, pr_k)
     if dc_k:
-        out.density_coverage = DensityCoverage(float(res.density.double().mean()) / dc_k,
-                                               float(res.coverage.double().mean()), dc_k)
+        out.density_coverage = density_coverage_from_pass(res, dc_k)
     return out, res

@@ -31,19 +31,18 @@ from synthmed.evaluate.fidelity import (
     KID_SUBSET_SIZE,
     KID_SUBSETS,
     SEED,
-    DensityCoverage,
     FidelityScores,
-    KernelSpec,
-    PrecisionRecall,
     SmallSampleWarning,
-    f1_score,
+    density_coverage_from_pass,
     fid,
     fidelity_scores,
     inception_score,
     kid_from_pass,
+    kid_kernel,
     kid_subset_size,
     kid_subsets,
     membership,
+    precision_recall_from_pass,
 )
 from synthmed.results import FidelityResult, Metric, RealVsReal, write_result
 from synthmed.utils.configs import format_validation_error
@@ -127,16 +126,13 @@ def _main_scores(cfg: FidelityConfig, real: torch.Tensor, fake: torch.Tensor,
         w_real, w_fake = torch.cat([w_real, plan.kid_real]), torch.cat([w_fake, plan.kid_fake])
     if plan.kid_skipped:
         notes.append(plan.kid_skipped)
-    spec = KernelSpec(w_real, w_fake, 3, 1.0 / real.shape[1], 1.0)
-    res = pairwise_pass(real, fake, pr_k=pr_k, dc_k=dc_k, kernel=spec)
+    res = pairwise_pass(real, fake, pr_k=pr_k, dc_k=dc_k, kernel=kid_kernel(w_real, w_fake, real.shape[1]))
     main_kid = kid_from_pass(_head(res, cfg.kid_subsets), m, cfg.seed)
     s = FidelityScores(fid=fid(real, fake), kid=main_kid)
     if pr_k:
-        p, r = float(res.precision.double().mean()), float(res.recall.double().mean())
-        s.precision_recall = PrecisionRecall(p, r, f1_score(p, r), pr_k)
+        s.precision_recall = precision_recall_from_pass(res, pr_k)
     if dc_k:
-        s.density_coverage = DensityCoverage(float(res.density.double().mean()) / dc_k,
-                                             float(res.coverage.double().mean()), dc_k)
+        s.density_coverage = density_coverage_from_pass(res, dc_k)
     reps: dict[str, list[float]] = {}
     n_fid = bs.fid_replicate_count(n1, n2, real.shape[1], cfg.bootstrap)
     if cfg.bootstrap:
