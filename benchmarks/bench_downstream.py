@@ -21,7 +21,7 @@ from rich.console import Console
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.evaluate.downstream import CONDITIONS, DownstreamConfig, evaluate_downstream
 from synthmed.evaluate.downstream_report import downstream_tables
-from synthmed.evaluate.standin import make_standin
+from synthmed.testing.standin import make_standin
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from synthmed.data.dataset import read_records, write_records
 from synthmed.errors import DataError
 from synthmed.evaluate.downstream import DownstreamConfig, evaluate_downstream
 from synthmed.evaluate.downstream_report import TrainedModel, downstream_tables, summarise
-from synthmed.evaluate.standin import make_standin
+from synthmed.testing.standin import make_standin
 
 
 @pytest.fixture(scope="module")

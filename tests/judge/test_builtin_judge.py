@@ -13,7 +13,7 @@ from synthmed.classify.data import load_images
 from synthmed.data.dataset import ImageDataset
 from synthmed.errors import DataError
 from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-from synthmed.evaluate.standin import make_standin, set_requested
+from synthmed.testing.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, builtin_judges, resolve_judge
 
 BUILTINS = ("phantom-128", "phantom-128-robust")

@@ -19,10 +19,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synthmed.errors import ConfigError
-from synthmed.utils.configs import deep_merge, format_validation_error, read_yaml
+from synthmed.utils.configs import load_config
 
 #: ``${stage}`` or ``${stage}/sub/path`` inside a string setting.
 REF = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
@@ -171,10 +171,4 @@ def load_pipeline_config(path: str | Path | None = None, data: dict[str, Any] | 
     Raises:
         ConfigError: naming the file and each invalid field.
     """
-    raw = read_yaml(path) if path is not None else dict(data or {})
-    raw = deep_merge(raw, overrides or {})
-    try:
-        return PipelineConfig.model_validate(raw)
-    except ValidationError as err:
-        where = str(path) if path is not None else "pipeline config"
-        raise ConfigError(f"{where}: invalid pipeline config: {format_validation_error(err)}") from err
+    return load_config(PipelineConfig, path, overrides, data=data, what="pipeline config")

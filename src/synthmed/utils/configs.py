@@ -75,19 +75,23 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
-    """Build a ``cls`` from a YAML file (optional) updated with ``overrides`` (flags).
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                data: dict[str, Any] | None = None, what: str | None = None) -> T:
+    """Build a ``cls`` from a YAML file (or the mapping ``data``) updated with ``overrides`` (flags).
+
+    Args:
+        what: The config's name in errors (default: the class name).
 
     Raises:
-        ConfigError: naming the file (or "flags") and each invalid field.
+        ConfigError: naming the file (or ``what``, or "options") and each invalid field.
     """
-    data = read_yaml(path) if path is not None else {}
-    data = deep_merge(data, overrides or {})
+    raw = read_yaml(path) if path is not None else dict(data or {})
+    raw = deep_merge(raw, overrides or {})
     try:
-        return cls.model_validate(data)
+        return cls.model_validate(raw)
     except ValidationError as err:
-        where = str(path) if path is not None else "options"
-        raise ConfigError(f"{where}: invalid {cls.__name__}: {format_validation_error(err)}") from err
+        where = str(path) if path is not None else (what or "options")
+        raise ConfigError(f"{where}: invalid {what or cls.__name__}: {format_validation_error(err)}") from err
 
 
 def dump_yaml(config: BaseModel, path: str | Path) -> None:
