@@ -31,9 +31,9 @@ from synthmed.classify.data import load_images
 from synthmed.data.dataset import ImageDataset
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-from synthmed.testing.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, JudgeTrainConfig, train_judge
 from synthmed.results.intervals import wilson_interval
+from synthmed.testing.standin import make_standin, set_requested
 
 #: Degradations of the real test images: (name, function of (images, generator)).
 PERTURBATIONS = (

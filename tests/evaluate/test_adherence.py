@@ -7,8 +7,8 @@ from synthmed.data.dataset import read_records, write_records
 from synthmed.data.phantom import PhantomConfig, generate_phantom
 from synthmed.errors import DataError
 from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-from synthmed.testing.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, JudgeNet, JudgeNetConfig, JudgeTrainConfig, train_judge
+from synthmed.testing.standin import make_standin, set_requested
 
 STORED = {"split": "test", "n": 10, "accuracy": {"tumor_present": 0.97, "hemisphere": 0.5, "location": 0.4}}
 

@@ -13,8 +13,8 @@ from synthmed.classify.data import load_images
 from synthmed.data.dataset import ImageDataset
 from synthmed.errors import DataError
 from synthmed.evaluate.adherence import AdherenceConfig, evaluate_adherence
-from synthmed.testing.standin import make_standin, set_requested
 from synthmed.judge import FindingsJudge, builtin_judges, resolve_judge
+from synthmed.testing.standin import make_standin, set_requested
 
 BUILTINS = ("phantom-128", "phantom-128-robust")
 
