@@ -1,4 +1,8 @@
-"""Regenerate the figures of the docs: python docs/make_figures.py"""
+"""Regenerate the figures of the docs.
+
+    python docs/make_figures.py                            # the phantom grid
+    python docs/make_figures.py runs/demo docs/images/demo_real_vs_generated.png   # real vs generated
+"""
 
 from __future__ import annotations
 
@@ -36,5 +40,30 @@ def phantom_grid() -> None:
         del healthy
 
 
+#: Finding groups of the real-vs-generated grid: (name, test on a findings object).
+GROUPS = (
+    ("no tumour", lambda f: not f.tumor_present),
+    ("left hemisphere", lambda f: f.tumor_present and f.hemisphere == "left"),
+    ("right hemisphere", lambda f: f.tumor_present and f.hemisphere == "right"),
+    ("large", lambda f: f.tumor_present and f.size_category == "large"),
+    ("small", lambda f: f.tumor_present and f.size_category == "small"),
+)
+
+
+def real_vs_generated(run: Path, out: Path, per_row: int = 6) -> None:
+    """Per finding group, a row of real slices over a row of generated ones (from a demo run directory)."""
+    real, fake = ImageDataset(run / "data" / "real"), ImageDataset(run / "data" / "synthetic")
+    tiles = []
+    for _, test in GROUPS:
+        tiles += [real.image(r) for r in real.records if r.split == "test" and test(r.findings)][:per_row]
+        tiles += [fake.image(r) for r in fake.records if test(r.requested_findings)][:per_row]
+    Image.fromarray(image_grid(tiles, ncols=per_row)).convert("L").save(out, optimize=True)
+
+
 if __name__ == "__main__":
-    phantom_grid()
+    import sys
+
+    if len(sys.argv) == 3:  # python docs/make_figures.py RUN_DIR OUT.png
+        real_vs_generated(Path(sys.argv[1]), Path(sys.argv[2]))
+    else:
+        phantom_grid()
