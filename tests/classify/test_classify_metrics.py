@@ -6,8 +6,8 @@ from synthmed.classify.metrics import (
     auroc,
     bootstrap_indices,
     classification_metrics,
-    percentile_ci,
 )
+from synthmed.results.intervals import percentile_ci
 
 
 def test_auroc_matches_sklearn_with_ties():

@@ -3,7 +3,7 @@
 from synthmed.classify.augment import AugmentConfig, augment_batch
 from synthmed.classify.cnn import CNNConfig, ConvNet
 from synthmed.classify.data import CLASS_NAMES, labels_for, load_images, record_class
-from synthmed.classify.metrics import auroc, bootstrap_indices, classification_metrics, percentile_ci
+from synthmed.classify.metrics import auroc, bootstrap_indices, classification_metrics
 from synthmed.classify.presets import PRESETS, ClassifierPreset, build_classifier, get_preset, preset_names
 from synthmed.classify.train import FitResult, TrainConfig, fit, predict
 from synthmed.classify.vit import ViT, ViTConfig
@@ -28,7 +28,6 @@ __all__ = [
     "get_preset",
     "labels_for",
     "load_images",
-    "percentile_ci",
     "predict",
     "preset_names",
     "record_class",

@@ -98,17 +98,6 @@ def bootstrap_indices(n: int, groups: Sequence[object] | None = None, n_boot: in
     return out
 
 
-def percentile_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` percentile interval of bootstrap ``values`` (NaNs ignored)."""
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[~np.isnan(arr)]
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(arr, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
 def seed_mean_metrics(y_true: np.ndarray, probs_per_seed: Sequence[np.ndarray],
                       idx: np.ndarray | None = None) -> dict[str, float]:
     """Metrics averaged over seeds (one (N, K) probability array per seed), on rows ``idx``."""

@@ -74,29 +74,6 @@ def plan_bootstrap(n_real: int, n_fake: int, replicates: int, seed: int, *, kid_
     return plan
 
 
-def percentile_ci(values: np.ndarray | list[float], level: float = 0.95,
-                  recentre_on: float | None = None) -> list[float] | None:
-    """[lower, upper] percentile interval of bootstrap replicates, or None without values.
-
-    Args:
-        values: The replicates.
-        level: Coverage.
-        recentre_on: The point estimate, for statistics that resampling with replacement biases
-            (FID, KID: duplicated images shrink the effective n, so replicates run high): the
-            replicates' spread around their median is placed around the estimate instead.
-    """
-    vals = np.asarray(values, dtype=np.float64)
-    vals = vals[np.isfinite(vals)]
-    if vals.size == 0:
-        return None
-    a = (1 - level) / 2
-    lo, hi = float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
-    if recentre_on is not None:
-        shift = recentre_on - float(np.median(vals))
-        lo, hi = lo + shift, hi + shift
-    return [lo, hi]
-
-
 def fid_replicate_count(n_real: int, n_fake: int, dim: int, replicates: int) -> int:
     """How many FID replicates fit :data:`FID_BOOTSTRAP_BUDGET` (at least 20, at most ``replicates``).
 

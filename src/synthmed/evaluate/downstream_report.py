@@ -15,10 +15,10 @@ from synthmed.classify.metrics import (
     bootstrap_metric_samples,
     classification_metrics,
     combine,
-    percentile_ci,
     seed_mean_metrics,
 )
 from synthmed.results import Metric
+from synthmed.results.intervals import percentile_ci
 
 
 @dataclass
@@ -44,7 +44,7 @@ class ConditionSummary:
     n_synthetic: int
     seeds: list[int]
     mean: dict[str, float]
-    ci: dict[str, tuple[float, float]]
+    ci: dict[str, tuple[float, float] | None]
     seed_std: dict[str, float]
     per_seed: list[dict[str, float]]
     best_epochs: list[int]
@@ -68,7 +68,7 @@ class Comparison:
     a: str
     b: str
     value: dict[str, float]
-    ci: dict[str, tuple[float, float]]
+    ci: dict[str, tuple[float, float] | None]
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "a": self.a, "b": self.b,
@@ -152,10 +152,10 @@ def summarise(runs: Sequence[TrainedModel], y_test: np.ndarray, patients: Sequen
     return DownstreamReport(conditions, comparisons, class_names, len(y_test), len(set(patients)), n_boot, level)
 
 
-def _cell(mean: float, ci: tuple[float, float]) -> str:
+def _cell(mean: float, ci: tuple[float, float] | None) -> str:
     if np.isnan(mean):
         return "—"
-    return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"{mean:.3f}" + ("" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]")
 
 
 def downstream_tables(report: DownstreamReport) -> list[Table]:

@@ -45,6 +45,7 @@ from synthmed.evaluate.fidelity import (
     precision_recall_from_pass,
 )
 from synthmed.results import FidelityResult, Metric, RealVsReal, write_result
+from synthmed.results.intervals import percentile_ci
 from synthmed.utils.configs import format_validation_error
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def _main_scores(cfg: FidelityConfig, real: torch.Tensor, fake: torch.Tensor,
             reps["kid"] = bs.kid_replicates(res, cfg.kid_subsets, cfg.bootstrap, cfg.kid_subsets, m)
         reps.update(bs.knn_replicates(res, plan, pr_k, dc_k))
     biased = {"fid": s.fid, "kid": main_kid.mean}   # resampling duplicates bias these: re-centre
-    ci = {k: bs.percentile_ci(v, recentre_on=biased.get(k)) for k, v in reps.items()}
+    ci = {k: percentile_ci(v, recentre_on=biased.get(k)) for k, v in reps.items()}
     metrics = _score_metrics(s, ci)
     if s.precision_recall is None:
         notes.append(f"precision/recall skipped: needs more than k={cfg.pr_k} samples per set")
