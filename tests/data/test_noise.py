@@ -31,7 +31,7 @@ def test_sigma_is_recovered_from_the_background(sigma):
     assert estimate_sigma(_head(sigma=sigma)) == pytest.approx(sigma, rel=0.05)
 
 
-def test_phantom_noise_is_recovered(tmp_path):
+def test_phantom_noise_is_recovered():
     from synthmed.data.phantom.anatomy import apply_scanner
 
     class Head:  # what apply_scanner reads
@@ -49,7 +49,7 @@ def test_no_background_gives_no_estimate():
         estimate_sigma(np.zeros((8, 8, 3)))
 
 
-def test_fit_apply_is_seeded_and_matches_the_fitted_sigma(tmp_path):
+def test_fit_apply_is_seeded_and_matches_the_fitted_sigma():
     model = fit_noise_model([_head(sigma=s, seed=i) for i, s in enumerate((0.01, 0.03))] + [np.full((32, 32), 0.5)])
     assert model.n_images == 3 and len(model.sigmas) == 2
     clean = np.where(_head(sigma=0.0) > 0, 0.6, 0.0)

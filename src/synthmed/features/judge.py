@@ -17,7 +17,7 @@ import torch
 
 from synthmed.classify.data import prepare_image, to_channels
 from synthmed.features.base import FeatureExtractor
-from synthmed.judge.io import FindingsJudge, resolve_judge
+from synthmed.judge.io import WEIGHTS_FILE, FindingsJudge, resolve_judge
 from synthmed.utils.provenance import hash_file
 
 
@@ -42,7 +42,7 @@ class JudgeExtractor(FeatureExtractor):
         self.dim = judge.config.hidden
         self.note = ("Fréchet distance on a findings judge's embedding (a medical-domain FD, trained on real scans "
                      "of this task); comparable only with numbers computed with the same judge.")
-        self._sha256 = hash_file(resolve_judge(ref) / "model.safetensors")
+        self._sha256 = hash_file(resolve_judge(ref) / WEIGHTS_FILE)
 
     def weights(self) -> dict[str, Any]:
         return {"judge": self.ref, "sha256": self._sha256}

@@ -82,9 +82,9 @@ def _noise_model(cfg: GenerateConfig) -> RicianNoise | None:
         return None
     noise = read_noise_model(cfg.model)
     if noise is not None:
+        summary = noise.summary()
         logger.info("re-synthesising scanner noise: Rician, sigma %.4f-%.4f over %d training images (%s; "
-                    "--acquisition-noise off to skip)", noise.summary()["min"], noise.summary()["max"],
-                    len(noise.sigmas), NOISE_MODEL_FILE)
+                    "--acquisition-noise off to skip)", summary["min"], summary["max"], summary["n"], NOISE_MODEL_FILE)
     return noise
 
 

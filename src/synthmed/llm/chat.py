@@ -67,7 +67,7 @@ class ChatModel(Protocol):
 def local_model_id(model: str, *, kind: str, example: str) -> str:
     """A hub id as given, or a local directory made absolute; refuses an empty or missing one."""
     if not model:
-        raise ConfigError(f"hf: needs a {kind} id or path, e.g. hf:{example}")
+        raise ConfigError(f"hf: needs {kind} id or path, e.g. hf:{example}")
     path = Path(model).expanduser()
     looks_local = model.startswith((".", "/", "~")) or path.exists()
     if looks_local and not path.is_dir():
@@ -76,10 +76,9 @@ def local_model_id(model: str, *, kind: str, example: str) -> str:
 
 
 def _torch_dtype(dtype: str | None, device) -> Any:
+    """The named torch dtype (checked in ``_LocalChat.__init__``), else bfloat16 on a GPU and float32 on a CPU."""
     import torch
 
-    if dtype not in (None, "bfloat16", "float16", "float32"):
-        raise ConfigError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
     return getattr(torch, dtype) if dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
@@ -296,7 +295,7 @@ def chat_model(ref: str, *, vision: bool, what: str = "model", **options: Any) -
         return HFVisionChat(model, **local) if vision else HFTextChat(model, **local)
     remote = {k: v for k, v in options.items() if k in ("base_url", "timeout_s", "max_retries", "backoff_s",
                                                          "max_backoff_s", "concurrency", "seed", "max_tokens",
-                                                         "temperature", "api_key")}
+                                                         "temperature")}  # the key: from the environment only
     return APIChat(model, **remote)
 
 
