@@ -26,7 +26,9 @@ from synthmed.results import (
     LocalizationResult,
     Metric,
     PrivacyResult,
+    ReaderScores,
     RealVsReal,
+    StudyResult,
     read_result,
     write_result,
 )
@@ -62,6 +64,12 @@ EXAMPLES = {
     "explain": ExplainResult(prompt_version="explain-v1", model="api:m", modes=["zero-shot"], n_images=6,
                              scores={"zero-shot": ExplainScores(n=6, parsed_fraction=1.0,
                                                                 attributes={"tumor_present": AGREE})}),
+    "study": StudyResult(
+        n_images=8, n_real=4, n_synthetic=4, questions=["realism", "findings"],
+        readers={"ann": ReaderScores(n=8, metrics={"accuracy": Metric(value=0.625, ci95=(0.31, 0.86), n=8)})},
+        pooled=ReaderScores(n=8, metrics={"auroc": Metric(value=0.75, ci95=(0.4, 1.0), n=8),
+                                          "fleiss_kappa": Metric(value=None, n=0)}),
+        adherence={"synthetic": {"tumor_present": AGREE}}, bootstrap={"n": 100, "seed": 0}),
 }
 
 
@@ -88,7 +96,20 @@ def test_golden_file_round_trips(kind, tmp_path):
     assert get_stage(kind).read_result(tmp_path) == example
 
 
-@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+#: Kinds added after schema 2: they never wrote a schema-1 file.
+BORN_AT_SCHEMA_2 = {"study"}
+
+
+def test_kinds_without_schema_1_refuse_unversioned_files(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"n_images": 1}))
+    for kind in BORN_AT_SCHEMA_2:
+        with pytest.raises(DataError, match="no schema_version") as err:
+            read_result(path, _result_class(kind))
+        assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("kind", sorted(set(EXAMPLES) - BORN_AT_SCHEMA_2))
 def test_schema_1_files_are_upgraded(kind):
     """Files in the shape each producer wrote before schema 2 (no schema_version) still read."""
     res = read_result(HERE / "v1" / f"{kind}.json", _result_class(kind))

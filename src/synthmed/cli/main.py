@@ -27,6 +27,7 @@ from synthmed.cli.localize import explain_command, localization_command, localiz
 from synthmed.cli.paraphrase import paraphrase_command
 from synthmed.cli.phantom import phantom_command
 from synthmed.cli.run import report_command, run_command
+from synthmed.cli.study import study_app
 from synthmed.cli.train import train_app
 from synthmed.errors import SynthmedError
 
@@ -53,6 +54,7 @@ evaluate_app.command("localization")(localization_command)
 app.add_typer(localize_app, name="localize")
 app.command("explain")(explain_command)
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(study_app, name="study")
 
 
 

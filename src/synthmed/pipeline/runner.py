@@ -151,9 +151,14 @@ def _input_hashes(spec: StageSpec, sdef: StageDef, settings: dict[str, Any], cac
     return {label: hash_input(value, Path.cwd(), cache) for label, value in _input_values(sdef, settings)}
 
 
-def _wipe(out_dir: Path, run_dir: Path) -> None:
+def _wipe(out_dir: Path, run_dir: Path, precious: tuple[str, ...] = ()) -> None:
     if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() not in out_dir.resolve().parents:
         raise ConfigError(f"refusing to clear {out_dir}: not inside the run directory {run_dir}")
+    kept = [name for name in precious if (out_dir / name).exists()]
+    if kept:
+        raise ConfigError(f"refusing to clear {out_dir}: its inputs or settings changed, but it holds {kept[0]}, "
+                          "which cannot be made again (people's answers); move the folder away, or give the stage "
+                          "another 'out'")
     if out_dir.exists():
         shutil.rmtree(out_dir)
 
@@ -290,7 +295,7 @@ def _run_stage(cfg: PipelineConfig, index: int, spec: StageSpec, run_dir: Path, 
     resume = bool(record and record.get("key") == key and record.get("status") in ("running", "failed")
                   and sdef.resume_field and spec.name not in force)
     if not resume:
-        _wipe(out_dir, run_dir)
+        _wipe(out_dir, run_dir, sdef.precious)
     out_dir.mkdir(parents=True, exist_ok=True)
     minutes_left = _auto_minutes(cfg, index, time.perf_counter() - started)
     resolved = substitute(_resolve_auto(settings, sdef, spec, minutes_left), outputs)

@@ -59,6 +59,8 @@ class StageDef:
         auto_minutes: The config has a ``minutes`` field that may be ``auto`` (the run's budget).
         result: ``"module:Class"`` of the :class:`~synthmed.results.StageResult` the stage writes
             into its directory (None: it writes none the report summarises).
+        precious: Files in the stage directory that cannot be made again (people's answers): while one
+            exists, the runner never clears the directory, and a changed stage fails instead.
     """
 
     kind: str
@@ -74,6 +76,7 @@ class StageDef:
     produces_dataset: bool = False
     auto_minutes: bool = False
     result: str | None = None
+    precious: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- loading -------------------------------------------------------------------------------

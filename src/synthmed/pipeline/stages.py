@@ -71,4 +71,8 @@ BUILTIN_STAGES = [
     StageDef("explain", "a VLM explains each localisation (zero-shot / instruction / chain-of-thought)",
              "synthmed.explain:ExplainConfig", f"{_A}:run_explain", adapter=True, out_file="explanation.json",
              inputs=("data", "pred", "vlm"), result=f"{_R}:ExplainResult"),
+    # people
+    StageDef("study", "a blinded reader study of real vs generated images (`synthmed study serve` runs it)",
+             "synthmed.study:StudyCreateConfig", "synthmed.study:create_study", inputs=("real", "fake"),
+             overwrite_field="overwrite", result=f"{_R}:StudyResult", precious=("answers.sqlite",)),
 ]

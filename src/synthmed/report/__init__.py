@@ -2,7 +2,7 @@
 
 The summary comes first (what was trained on what, headline metrics with intervals), then
 real-vs-generated grids per finding, training curves, fidelity, adherence, downstream,
-privacy, captioning, localisation and explanation sections (each only when the run has its
+privacy, captioning, localisation, explanation and reader-study sections (each only when the run has its
 data), and the provenance block last. Charts are hand-written SVG, so the report needs no
 plotting library and no script.
 """
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 #: Section ids in page order (the browser test checks for them).
 SECTION_IDS = ("summary", "grids", "training", "fidelity", "adherence", "downstream", "privacy", "captions",
-               "localisation", "explanations", "provenance")
+               "localisation", "explanations", "study", "provenance")
 
 
 def build_report(run_dir: str | Path, *, max_images: int = 6) -> str:
@@ -42,6 +42,7 @@ def build_report(run_dir: str | Path, *, max_images: int = 6) -> str:
     page.add("captions", "Captioning", S.captions(run))
     page.add("localisation", "Localisation", S.localisation(run))
     page.add("explanations", "Explanations", S.explanations(run))
+    page.add("study", "Reader study: real or synthetic?", S.reader_study(run))
     page.add("provenance", "Provenance", S.provenance_block(run))
     return page.render()
 

@@ -557,6 +557,55 @@ def explanations(run: RunData, max_items: int = 4) -> list[str]:
     return out
 
 
+def reader_study(run: RunData) -> list[str]:
+    """Each reader-study stage: the scores (once `synthmed study score` ran) or how far the readers are."""
+    from synthmed.study.layout import ANSWERS_FILE, read_settings
+
+    out: list[str] = []
+    for s in run.done("study"):
+        res = s.result()
+        if res is None:
+            answers = _count_answers(s.out / ANSWERS_FILE)
+            n = len(read_settings(s.out).items) if (s.out / "study.json").is_file() else 0
+            out.append(f"<h3>{escape(s.name)}</h3><p>{n} images; {answers} answers so far. Serve it with "
+                       f"<code>synthmed study serve {escape(str(s.out))}</code>, then score it with "
+                       f"<code>synthmed study score {escape(str(s.out))}</code>.</p>")
+            continue
+        pooled = res.pooled.metrics
+        out.append(f"<h3>{escape(s.name)}: {len(res.readers)} readers, {res.n_real} real + {res.n_synthetic} "
+                   "synthetic images</h3>")
+        out.append(cards([(label, with_ci(pooled[k].value, pooled[k].ci95)) for k, label in (
+            ("accuracy", "reader accuracy (0.5 = chance)"), ("auroc", "ROC AUC"), ("fleiss_kappa", "Fleiss' kappa"),
+            ("realism_real", "realism of real (1-5)"), ("realism_synthetic", "realism of synthetic (1-5)"))
+            if k in pooled]))
+        keys = ("accuracy", "sensitivity", "specificity", "auroc", "realism_real", "realism_synthetic")
+        rows = [[name, r.n, *[with_ci(r.metrics[k].value, r.metrics[k].ci95) if k in r.metrics else None
+                              for k in keys]] for name, r in [*res.readers.items(), ("pooled", res.pooled)]]
+        out.append(table(["reader", "n", *keys], rows, caption="positive class: synthetic; "
+                         + res.conventions.get("call", "")))
+        test = pooled.get("realism_mann_whitney_p")
+        if test is not None:
+            out.append(f"<p class=note>Realism, real vs synthetic: {escape(test.note or '')}, "
+                       f"p = {test.value:.3g}.</p>")
+        for origin, attrs in res.adherence.items():
+            out.append(table(["attribute", "agreement [95% Wilson CI]", "n"],
+                             [[k, with_ci(a.value, a.ci95), a.n] for k, a in attrs.items()],
+                             caption=f"readers' findings on {origin} images"))
+    return out
+
+
+def _count_answers(db: Path) -> int:
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return int(con.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def _overlays(pred: Path) -> dict[str, str]:
     """file name -> overlay path of a ``localize.predict`` folder (empty when it has none)."""
     import json
@@ -641,6 +690,7 @@ __all__ = [
     "privacy",
     "provenance_block",
     "read_json",
+    "reader_study",
     "stage_table",
     "trained_on_what",
     "training",

@@ -20,13 +20,15 @@ from synthmed.results.stages import (
     Headline,
     LocalizationResult,
     PrivacyResult,
+    ReaderScores,
     RealVsReal,
     StageResult,
+    StudyResult,
 )
 
 __all__ = [
     "AdherenceResult", "Agreement", "CaptionerScores", "CaptionsResult", "DownstreamComparison",
     "DownstreamCondition", "DownstreamResult", "ExplainResult", "ExplainScores", "FidelityResult", "Headline",
-    "LocalizationResult", "Metric", "PrivacyResult", "RealVsReal", "StageResult", "read_result", "upgrade_v1",
-    "write_result",
+    "LocalizationResult", "Metric", "PrivacyResult", "ReaderScores", "RealVsReal", "StageResult", "StudyResult",
+    "read_result", "upgrade_v1", "write_result",
 ]

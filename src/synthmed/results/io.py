@@ -39,7 +39,10 @@ def read_result(path: str | Path, cls: type[R]) -> R:
         raise DataError("a stage result must be a JSON object", path)
     version = data.get("schema_version", 1)
     if version == 1:
-        data = upgrade_v1(cls.model_fields["kind"].default, data)
+        kind = cls.model_fields["kind"].default
+        if kind not in _UPGRADES:  # a kind that never had a schema-1 shape
+            raise DataError(f"no schema_version: not a {kind} result written by synthmed", path)
+        data = upgrade_v1(kind, data)
     elif not isinstance(version, int) or version > 2:
         raise DataError(f"written by a newer synthmed (schema_version {version!r}; this one reads 1 and 2): "
                         "upgrade synthmed to read it", path)

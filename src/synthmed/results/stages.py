@@ -250,3 +250,36 @@ class ExplainResult(StageResult):
         return [h for mode, s in self.scores.items()
                 for h in _agreement_headline(f"explain {mode}: ", stage, s.attributes, ("tumor_present",))]
 
+
+
+# -- reader study ------------------------------------------------------------------------------------
+class ReaderScores(BaseModel):
+    """One reader's (or the pooled) scores: telling synthetic from real, and realism."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    metrics: dict[str, Metric]
+
+
+class StudyResult(StageResult):
+    """``study`` (``synthmed study score``): how well readers told real from synthetic images."""
+
+    kind: Literal["study"] = "study"
+    FILE: ClassVar[str] = "results.json"
+    n_images: int
+    n_real: int
+    n_synthetic: int
+    questions: list[str]
+    readers: dict[str, ReaderScores]
+    pooled: ReaderScores
+    adherence: dict[str, dict[str, Agreement]] = Field(default_factory=dict)
+    conventions: dict[str, str] = Field(default_factory=dict)
+    bootstrap: dict[str, Any] = Field(default_factory=dict)
+
+    def headline(self, stage: str) -> list[Headline]:
+        m = self.pooled.metrics
+        out = [(f"readers: {label} ({stage}, {len(self.readers)} readers)", m[key]) for key, label in
+               (("accuracy", "accuracy telling real from synthetic"), ("auroc", "ROC AUC")) if key in m]
+        return out + _agreement_headline("readers on synthetic images: ", stage, self.adherence.get("synthetic", {}),
+                                         ("tumor_present",))
