@@ -2,6 +2,7 @@
 
     python docs/make_figures.py                            # the phantom grid
     python docs/make_figures.py runs/demo docs/images/demo_real_vs_generated.png   # real vs generated
+    python docs/make_figures.py --reader-study runs/demo docs/images/reader_study.png  # the reader page
 """
 
 from __future__ import annotations
@@ -60,10 +61,38 @@ def real_vs_generated(run: Path, out: Path, per_row: int = 6) -> None:
     Image.fromarray(image_grid(tiles, ncols=per_row)).convert("L").save(out, optimize=True)
 
 
+def reader_study_page(run: Path, out: Path) -> None:
+    """The reader page of a study drawn from a demo run (held-out real vs generated), half answered."""
+    from synthmed.study import StudyCreateConfig, create_study
+    from synthmed.testing.browser import selenium_chromium
+    from synthmed.testing.study import free_port, start_server, stop
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study = create_study(StudyCreateConfig(real=run / "data" / "real", fake=run / "data" / "synthetic",
+                                               out=Path(tmp) / "study", real_split="test", n_real=10, n_fake=10,
+                                               questions=["realism", "findings"]))
+        port = free_port()
+        proc, links = start_server(study, port, "--readers", "ann")
+        driver = selenium_chromium(window=(1100, 640))
+        try:
+            from selenium.webdriver.common.action_chains import ActionChains
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            driver.get(links["ann"])
+            WebDriverWait(driver, 30).until(lambda d: d.find_element("id", "count").text == "1 / 20")
+            ActionChains(driver).send_keys("5" + "3").perform()  # confidence and realism given; findings next
+            driver.save_screenshot(str(out))
+        finally:
+            driver.quit()
+            stop(proc)
+
+
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) == 3:  # python docs/make_figures.py RUN_DIR OUT.png
+    if len(sys.argv) == 4 and sys.argv[1] == "--reader-study":
+        reader_study_page(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) == 3:  # python docs/make_figures.py RUN_DIR OUT.png
         real_vs_generated(Path(sys.argv[1]), Path(sys.argv[2]))
     else:
         phantom_grid()
