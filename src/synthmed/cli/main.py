@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 
 import synthmed.cli.console as console
 from synthmed import __version__
+from synthmed.cli.app import app_command
 from synthmed.cli.caption import caption_command
 from synthmed.cli.data import data_app
 from synthmed.cli.demo import demo_command
@@ -55,6 +56,7 @@ app.add_typer(localize_app, name="localize")
 app.command("explain")(explain_command)
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(study_app, name="study")
+app.command("app")(app_command)
 
 
 

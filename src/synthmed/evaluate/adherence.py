@@ -108,8 +108,8 @@ def evaluate_adherence(cfg: AdherenceConfig, *, progress: bool = True) -> Adhere
     attrs = tuple(a for a in BRAIN_ATTRIBUTES if a == "tumor_present" or a in judge.config.attributes)
     agreements = full_agreement(zip(observed, requested, strict=True), attrs)
     judge_acc: dict[str, float | None] = dict(judge.real_test_metrics.get("accuracy", {}))
-    unreliable = [a for a in agreements if a in judge_acc and judge_acc[a] is not None
-                  and judge_acc[a] < cfg.min_judge_accuracy]  # type: ignore[operator]
+    below = judge.unreliable_attributes(cfg.min_judge_accuracy)
+    unreliable = [a for a in agreements if a in below]
     if unreliable:
         logger.warning("the judge's own real-test accuracy is below %.2f for %s: read those adherence figures "
                        "with care", cfg.min_judge_accuracy, ", ".join(unreliable))

@@ -14,6 +14,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
@@ -67,11 +68,41 @@ def _read_predictions(pred: Path) -> dict[str, dict]:
     return rows
 
 
-def _localizer_text(row: dict) -> str:
-    f = row.get("findings")
-    if not f:
+def _localizer_text(findings: dict | None) -> str:
+    if not findings:
         return "no usable finding (the map could not be described)."
-    return render_text(BrainMRIFindings.model_validate(f), include_mm=True, header="")
+    return render_text(BrainMRIFindings.model_validate(findings), include_mm=True, header="")
+
+
+def explain_image(backend: ChatModel, scan: np.ndarray, overlay: np.ndarray | None, localizer_findings: dict | None,
+                  modes: list[str]) -> dict[str, dict]:
+    """Ask ``backend`` about one image in each of ``modes``.
+
+    Args:
+        scan: The image as (H, W, 3) uint8.
+        overlay: The localiser's red-region overlay (H, W, 3) uint8; needed by every mode but zero-shot.
+        localizer_findings: The findings read from the localiser's region (a findings dict), or None.
+
+    Returns:
+        Per mode: ``reply``, ``findings`` (a dict or None), ``explanation``, ``error`` and ``prompt``.
+    """
+    requests, prompts = [], {}
+    for mode in modes:
+        prompt = build_prompt(mode, _localizer_text(localizer_findings) if overlay is not None else None)
+        if prompt.uses_overlay and overlay is None:
+            raise ConfigError(f"mode {mode} needs the localiser's overlay")
+        requests.append(ChatRequest((ChatMessage("user", prompt.text, overlay if prompt.uses_overlay else scan),)))
+        prompts[mode] = prompt.text
+    results = {}
+    for mode, reply in zip(modes, backend.answer(requests), strict=True):
+        if isinstance(reply, Exception):
+            results[mode] = {"reply": None, "findings": None, "explanation": None, "error": f"request failed: {reply}"}
+        else:
+            parsed = parse_reply(reply)
+            results[mode] = {"reply": reply, "explanation": parsed.explanation, "error": parsed.error,
+                             "findings": parsed.findings.model_dump(mode="json") if parsed.findings else None}
+        results[mode]["prompt"] = prompts[mode]
+    return results
 
 
 def explain_dataset(cfg: ExplainConfig, backend: ChatModel | None = None) -> ExplainResult:
@@ -109,29 +140,14 @@ def explain_dataset(cfg: ExplainConfig, backend: ChatModel | None = None) -> Exp
     pairs: dict[str, list] = {m: [] for m in cfg.modes}
     bar = tqdm(total=len(records) * len(cfg.modes), desc="explain", disable=not cfg.progress)
     for rec in records:
-        scan = to_rgb8(ds.image(rec))
         row = preds.get(rec.file_name)
-        requests, prompts = [], {}
-        for mode in cfg.modes:
-            prompt = build_prompt(mode, _localizer_text(row) if row else None)
-            image = to_rgb8(load_image(Path(cfg.pred) / row["overlay"])) if prompt.uses_overlay else scan  # type: ignore[arg-type,index]
-            requests.append(ChatRequest((ChatMessage("user", prompt.text, image),)))
-            prompts[mode] = prompt.text
-        replies = backend.answer(requests)
-        results = {}
-        for mode, reply in zip(cfg.modes, replies, strict=True):
-            if isinstance(reply, Exception):
-                results[mode] = {"reply": None, "findings": None, "explanation": None, "error": f"request failed: "
-                                 f"{reply}"}
-                parsed_findings = None
-            else:
-                parsed = parse_reply(reply)
-                parsed_findings = parsed.findings
-                results[mode] = {"reply": reply, "explanation": parsed.explanation, "error": parsed.error,
-                                 "findings": parsed.findings.model_dump(mode="json") if parsed.findings else None}
-            results[mode]["prompt"] = prompts[mode]
+        overlay = to_rgb8(load_image(Path(cfg.pred) / row["overlay"])) if row else None  # type: ignore[operator]
+        results = explain_image(backend, to_rgb8(ds.image(rec)), overlay, row.get("findings") if row else None,
+                                cfg.modes)
+        for mode, result in results.items():
             if isinstance(rec.findings, BrainMRIFindings):
-                pairs[mode].append((parsed_findings, rec.findings))
+                parsed = result["findings"]
+                pairs[mode].append((BrainMRIFindings.model_validate(parsed) if parsed else None, rec.findings))
             bar.update(1)
         items.append({"file_name": rec.file_name,
                       "reference_findings": rec.findings.model_dump(mode="json") if rec.findings else None,

@@ -67,6 +67,34 @@ def _to_array(image: np.ndarray, bits: int) -> np.ndarray:
     return quantize(image, 8)  # colour PNGs are 8-bit
 
 
+def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, guidance_scale: float, bits: int = 8,
+                  noise: RicianNoise | None = None, negative_prompt: str | None = None, height: int | None = None,
+                  width: int | None = None) -> list[tuple[np.ndarray, dict]]:
+    """One image per prompt, each drawn with its own seed: what ``generate`` writes, in memory.
+
+    Returns:
+        (image, row fields) per prompt: (H, W) or (H, W, 3) unsigned integers, and
+        ``{"acquisition_noise_sigma": s}`` where ``noise`` re-synthesised scanner noise.
+    """
+    kwargs: dict = {}
+    if negative_prompt is not None:
+        kwargs["negative_prompt"] = [negative_prompt] * len(prompts)
+    if height is not None:
+        kwargs["height"] = height
+    if width is not None:
+        kwargs["width"] = width
+    images = pipe(prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
+                  generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
+    out = []
+    for seed, image in zip(seeds, images, strict=True):
+        image = np.asarray(image)
+        extra = {}
+        if noise is not None and image.shape[-1] == 1:
+            image, extra["acquisition_noise_sigma"] = noise.apply(image, seed)
+        out.append((_to_array(image, bits), extra))
+    return out
+
+
 def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> dict:
     fields = {"text": spec.text, "prompt": spec.text, "requested_findings": spec.findings, "seed": seed,
               "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "scheduler": cfg.scheduler,
@@ -76,11 +104,11 @@ def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> d
     return fields
 
 
-def _noise_model(cfg: GenerateConfig) -> RicianNoise | None:
+def noise_model_for(model: str, acquisition_noise: str = "auto") -> RicianNoise | None:
     """The scanner-noise model to re-synthesise (``synthmed.data.noise``), if asked for and stored with the model."""
-    if cfg.acquisition_noise == "off" or not Path(cfg.model).is_dir():
+    if acquisition_noise == "off" or not Path(model).is_dir():
         return None
-    noise = read_noise_model(cfg.model)
+    noise = read_noise_model(model)
     if noise is not None:
         summary = noise.summary()
         logger.info("re-synthesising scanner noise: Rician, sigma %.4f-%.4f over %d training images (%s; "
@@ -99,7 +127,7 @@ def generate(config: GenerateConfig) -> Path:
         ``config.out``: a dataset directory (``metadata.jsonl`` + ``images/``) whose rows
         carry prompt, text, requested_findings, seed, steps, guidance_scale, scheduler,
         model_id and ``source="generated:<model id>"``, and ``acquisition_noise_sigma`` where
-        scanner noise was re-synthesised (:func:`_noise_model`).
+        scanner noise was re-synthesised (:func:`noise_model_for`).
 
     Raises:
         ConfigError: unknown scheduler, bad prompt source, unloadable model/LoRA/embedding,
@@ -117,7 +145,7 @@ def generate(config: GenerateConfig) -> Path:
     check_model_reference(cfg.model)
     if cfg.prior is not None:
         check_model_reference(cfg.prior)
-    noise = _noise_model(cfg)
+    noise = noise_model_for(cfg.model, cfg.acquisition_noise)
     identity = {**cfg.run_identity(), "noise_model": noise.model_dump(mode="json") if noise else None}
     _check_resume(out, identity)
     device = resolve_device(cfg.device)
@@ -139,25 +167,14 @@ def generate(config: GenerateConfig) -> Path:
         for batch in pending:
             batch_specs = [specs[i // cfg.n_per_prompt] for i in batch]
             seeds = [image_seed(cfg.seed, i) for i in batch]
-            kwargs = {}
-            if cfg.negative_prompt is not None:
-                kwargs["negative_prompt"] = [cfg.negative_prompt] * len(batch)
-            if cfg.height is not None:
-                kwargs["height"] = cfg.height
-            if cfg.width is not None:
-                kwargs["width"] = cfg.width
-            images = pipe(prompt=[s.text for s in batch_specs], num_inference_steps=cfg.steps,
-                          guidance_scale=cfg.guidance_scale, output_type="np",
-                          generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
-            for i, spec, seed, image in zip(batch, batch_specs, seeds, images, strict=True):
+            images = sample_images(pipe, [s.text for s in batch_specs], seeds, steps=cfg.steps,
+                                   guidance_scale=cfg.guidance_scale, bits=cfg.bits, noise=noise,
+                                   negative_prompt=cfg.negative_prompt, height=cfg.height, width=cfg.width)
+            for i, spec, seed, (image, extra) in zip(batch, batch_specs, seeds, images, strict=True):
                 name = image_name(i)
                 if writer.has(name):
                     continue
-                image = np.asarray(image)
-                extra = {}
-                if noise is not None and image.shape[-1] == 1:
-                    image, extra["acquisition_noise_sigma"] = noise.apply(image, seed)
-                writer.add(name, _to_array(image, cfg.bits), **_row_fields(spec, cfg, seed, mid), **extra)
+                writer.add(name, image, **_row_fields(spec, cfg, seed, mid), **extra)
                 bar.update(1)
         bar.close()
     else:

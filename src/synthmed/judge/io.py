@@ -131,6 +131,11 @@ class FindingsJudge:
             logger.warning("%s: no %s; the judge's own accuracy is unknown", path, METRICS_FILE)
         return cls(net, metrics, path)
 
+    def unreliable_attributes(self, min_accuracy: float) -> list[str]:
+        """Attributes whose accuracy on real test images (measured at training time) is below ``min_accuracy``."""
+        accuracy = self.real_test_metrics.get("accuracy", {})
+        return [a for a, v in accuracy.items() if v is not None and v < min_accuracy]
+
     # -- inference ---------------------------------------------------------------------
     @torch.no_grad()
     def predict_outputs(self, images: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
