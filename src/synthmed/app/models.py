@@ -42,6 +42,7 @@ class AppConfig(BaseModel):
         model: A text-to-image pipeline folder or hub id (overrides the run's).
         localizer: A localiser folder from ``synthmed localize train`` (overrides the run's).
         vlm: ``hf:<model>`` or ``api:<model>`` for explanations.
+        vlm_base_url: The OpenAI-compatible server of an ``api:`` VLM (default: ``SYNTHMED_API_BASE``).
         judge: The findings judge that reads each generated image (default: the run's, else the built-in one).
         device: Torch device for the models.
     """
@@ -52,6 +53,7 @@ class AppConfig(BaseModel):
     model: str | None = None
     localizer: Path | None = None
     vlm: str | None = None
+    vlm_base_url: str | None = None
     judge: str | None = None
     device: str = "auto"
     host: str = "127.0.0.1"
@@ -145,7 +147,8 @@ class AppModels:
         if self.vlm is None:
             raise ConfigError("no VLM: start the app with --vlm hf:<model id or folder> or --vlm api:<model> "
                               "(any OpenAI-compatible server; see docs/localization.md)")
-        return self._once("chat", lambda: chat_model(self.vlm, vision=True, what="VLM back end"))
+        return self._once("chat", lambda: chat_model(self.vlm, vision=True, what="VLM back end",
+                                                     base_url=self.cfg.vlm_base_url, device=self.cfg.device))
 
     def require_generation(self) -> GenerationSettings:
         if self.generation is None:

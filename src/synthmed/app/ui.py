@@ -76,8 +76,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                     prompt = gr.Textbox(label="Prompt (rendered from the findings; editable)", lines=3,
                                         elem_id="prompt")
                     with gr.Row():
-                        n = gr.Slider(1, G.MAX_IMAGES, value=4, step=1, label="Images")
-                        seed = gr.Number(value=0, precision=0, label="Seed")
+                        n = gr.Slider(1, G.MAX_IMAGES, value=4, step=1, label="Images", elem_id="n-images")
+                        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                         steps = gr.Slider(1, 200, value=g.steps if g else 50, step=1, label="Steps")
                         guidance = gr.Slider(0, 15, value=g.guidance_scale if g else 4.0, step=0.5, label="Guidance")
                         sampler = gr.Dropdown(scheduler_names(), value=g.scheduler if g else "euler-ancestral",
@@ -196,7 +196,11 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
 
 
 def launch(cfg: AppConfig, *, block: bool = True):
-    """Serve the app on ``cfg.host:cfg.port`` (warning when bound beyond this machine)."""
+    """Serve the app on ``cfg.host:cfg.port`` (warning when bound beyond this machine).
+
+    Returns:
+        The running ``gr.Blocks`` (``.local_url``, ``.close()``) when ``block`` is False.
+    """
     gr = require_gradio()
     from synthmed.study.server import LOOPBACK
 
@@ -205,6 +209,7 @@ def launch(cfg: AppConfig, *, block: bool = True):
     app = build_app(cfg)
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     app.queue(default_concurrency_limit=1)
-    return app.launch(server_name=cfg.host, server_port=cfg.port, prevent_thread_lock=not block, theme=theme,
-                      ssr_mode=False, footer_links=[], quiet=False, show_error=True,
-                      allowed_paths=[str(cfg.run)] if cfg.run else None)
+    app.launch(server_name=cfg.host, server_port=cfg.port, prevent_thread_lock=not block, theme=theme,
+               ssr_mode=False, footer_links=[], quiet=False, show_error=True,
+               allowed_paths=[str(cfg.run)] if cfg.run else None)
+    return app

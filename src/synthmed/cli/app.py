@@ -14,6 +14,8 @@ def app_command(
     model: str = typer.Option(None, "--model", help="Text-to-image pipeline folder or hub id (overrides the run's)."),
     localizer: Path = typer.Option(None, "--localizer", help="Localiser folder from `synthmed localize train`."),
     vlm: str = typer.Option(None, "--vlm", help="hf:<model> or api:<model> for the explanations."),
+    vlm_base_url: str = typer.Option(None, "--vlm-base-url",
+                                     help="api: the OpenAI-compatible server (default: $SYNTHMED_API_BASE)."),
     judge: str = typer.Option(None, "--judge", help="Findings judge folder or builtin:<name> (reads each image)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
@@ -24,6 +26,7 @@ def app_command(
     from synthmed.app.ui import launch
 
     cfg = load_config(AppConfig, None, {"run": run, "model": model, "localizer": localizer, "vlm": vlm,
-                                        "judge": judge, "host": host, "port": port, "device": device},
+                                        "vlm_base_url": vlm_base_url, "judge": judge, "host": host, "port": port,
+                                        "device": device},
                       what="app options")
     launch(cfg)
