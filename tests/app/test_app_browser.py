@@ -12,7 +12,7 @@ from synthmed.testing.study import free_port
 pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=SKIP_REASON_DRIVER)
 
 
-def test_generate_and_localise_in_the_browser(app_sd, app_localizer, phantom_png, tmp_path):
+def test_generate_localise_and_open_a_run_in_the_browser(app_sd, app_localizer, phantom_png, tiny_run, tmp_path):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -58,6 +58,16 @@ def test_generate_and_localise_in_the_browser(app_sd, app_localizer, phantom_png
         css("#localise-button")[0].click()
         wait.until(lambda d: css("#overlay img") and "Image score" in d.find_element("id", "score").text)
         assert css("#heatmap img")
+        # the Runs tab: a run's headline metrics, grids and report
+        driver.find_element("xpath", "//button[@role='tab'][contains(., 'Runs')]").click()
+        wait.until(lambda d: css("#run-path textarea, #run-path input") and css("#open-run")[0].is_displayed())
+        box = css("#run-path textarea, #run-path input")[0]
+        box.clear()
+        box.send_keys(str(tiny_run))
+        css("#open-run")[0].click()
+        wait.until(lambda d: "app-run" in d.find_element("id", "run-headline").text
+                   and "report" in d.find_element("id", "run-report").text)
+        assert "adherence" in driver.find_element("id", "run-headline").text and css("#run-grids img")
         shot = tmp_path / "app.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

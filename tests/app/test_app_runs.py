@@ -8,24 +8,6 @@ from synthmed.app import generate as G
 from synthmed.app.models import DEFAULT_JUDGE, AppConfig, AppModels
 from synthmed.app.runs import run_overview
 from synthmed.errors import DataError
-from synthmed.pipeline.config import load_pipeline_config
-from synthmed.pipeline.runner import run_pipeline
-
-
-@pytest.fixture(scope="module")
-def tiny_run(app_sd, tmp_path_factory):
-    stages = [
-        {"name": "phantom", "kind": "data.phantom", "settings": {"n": 12, "size": 32, "slices_per_patient": 2}},
-        {"name": "caption", "kind": "caption", "out": "data/real", "settings": {"data": "${phantom}"}},
-        {"name": "generate", "kind": "generate", "out": "data/synthetic",
-         "settings": {"model": str(app_sd), "findings_grid": "balanced:${caption}", "num_prompts": 4, "steps": 2,
-                      "scheduler": "ddim", "guidance_scale": 2.5, "progress": False}},
-        {"name": "adherence", "kind": "evaluate.adherence", "settings": {"fake": "${generate}",
-                                                                          "judge": DEFAULT_JUDGE}},
-    ]
-    run = tmp_path_factory.mktemp("app-run") / "run"
-    run_pipeline(load_pipeline_config(data={"name": "app-run", "seed": 0, "stages": stages}), run)
-    return run
 
 
 def test_models_come_from_the_run(tiny_run, app_sd):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +189,10 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                 if not path or not path.strip():
                     raise ConfigError("give a run directory")
                 view = run_overview(Path(path.strip()))
-                return view.headline_markdown, str(view.report), view.grids_html
+                # Gradio serves files from its temporary folder, not from anywhere on disk: hand it a copy.
+                copy = Path(tempfile.mkdtemp(prefix="synthmed-report-")) / "report.html"
+                shutil.copyfile(view.report, copy)
+                return view.headline_markdown, str(copy), view.grids_html
 
             open_run.click(on_open, run_path, [headline, report_file, grids])
             if cfg.run is not None:
@@ -210,6 +215,5 @@ def launch(cfg: AppConfig, *, block: bool = True):
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=cfg.host, server_port=cfg.port, prevent_thread_lock=not block, theme=theme,
-               ssr_mode=False, footer_links=[], quiet=False, show_error=True,
-               allowed_paths=[str(cfg.run)] if cfg.run else None)
+               ssr_mode=False, footer_links=[], quiet=False, show_error=True)
     return app
