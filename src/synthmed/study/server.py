@@ -9,6 +9,7 @@ list (never joined into a path as given). Request bodies are limited to :data:`M
 from __future__ import annotations
 
 import logging
+from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -158,7 +159,7 @@ def create_app(study: str | Path) -> Any:
     @app.get("/r/{token}", response_class=HTMLResponse)
     def reader_page(token: str) -> HTMLResponse:
         reader_of(token)
-        return HTMLResponse(page.replace("{{token}}", token).replace("{{title}}", _html_text(settings.title)))
+        return HTMLResponse(page.replace("{{token}}", token).replace("{{title}}", escape(settings.title)))
 
     @app.get("/r/{token}/reader.js")
     def reader_script(token: str) -> Response:
@@ -225,12 +226,6 @@ def create_app(study: str | Path) -> Any:
         return {"stored": True, "index": reader.order.index(body.item) + 1, "total": len(reader.order)}
 
     return app
-
-
-def _html_text(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 def reader_urls(readers: list[Reader], host: str, port: int) -> list[tuple[str, str]]:
