@@ -11,8 +11,8 @@ from synthmed.generate.schedulers import scheduler_names
 
 
 def generate_command(
-    model: str = typer.Option(..., "--model", help="Diffusers pipeline folder or hub id."),
-    out: Path = typer.Option(..., "--out", help="Dataset directory to write (reruns resume)."),
+    model: str = typer.Option(None, "--model", help="Diffusers pipeline folder or hub id."),
+    out: Path = typer.Option(None, "--out", help="Dataset directory to write (reruns resume)."),
     prior: str | None = typer.Option(None, "--prior",
                                      help="Kandinsky 2.2 prior (folder or hub id) when --model is its decoder."),
     prompt: list[str] = typer.Option([], "--prompt", help="A prompt (repeatable)."),
@@ -45,14 +45,30 @@ def generate_command(
     acquisition_noise: str = typer.Option(
         "auto", "--acquisition-noise", help="auto: re-synthesise the scanner noise stored with the model "
         "(noise_model.json from train ldm) on each grayscale image; off: leave the images noise-free."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1,
+                                   help="Split the run into K shards (a job array); this process makes --shard."),
+    shard: int | None = typer.Option(None, "--shard", min=0, help="Which shard (0-based) this process makes."),
+    merge: Path | None = typer.Option(None, "--merge", help="Merge the finished shards in this folder, then stop."),
     no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory.
 
     With --interpolate-to or --inpaint-image it makes an interpolation row or inpainted images instead.
+    With --num-shards K --shard i it makes one shard of the run (merge them with --merge OUT); under
+    `accelerate launch` each process makes its own shard and the main process merges.
     """
+    from synthmed.errors import ConfigError
     from synthmed.generate import GenerateConfig, generate
     from synthmed.utils.configs import load_config
+
+    if merge is not None:
+        from synthmed.generate import merge as merge_shards
+
+        typer.echo(f"merged dataset in {merge_shards(merge)}")
+        return
+    for flag, value in (("--model", model), ("--out", out)):
+        if value is None:
+            raise ConfigError(f"{flag} is required (only --merge goes without it)")
 
     if interpolate_to is not None or inpaint_image is not None:
         _extras(model=model, out=out, prompt=prompt, interpolate_to=interpolate_to, points=interpolation_points,
@@ -69,7 +85,8 @@ def generate_command(
         "scheduler": scheduler, "seed": seed, "batch_size": batch_size, "loras": list(lora) or None,
         "lora_scale": lora_scale,
         "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "height": height, "width": width,
-        "device": device, "acquisition_noise": acquisition_noise, "progress": not no_progress})
+        "device": device, "acquisition_noise": acquisition_noise, "progress": not no_progress,
+        "num_shards": num_shards, "shard": shard})
     path = generate(cfg)
     typer.echo(f"generated dataset in {path}")
 

@@ -5,7 +5,7 @@ Entry point: :func:`generate` with a :class:`GenerateConfig`.
 
 from synthmed.generate.config import GenerateConfig
 from synthmed.generate.prompts import PromptSpec, balanced_like, collect_prompts, findings_grid, parse_grid_spec
-from synthmed.generate.run import generate, image_name, image_seed
+from synthmed.generate.run import generate, image_name, image_seed, merge
 from synthmed.generate.schedulers import make_scheduler, scheduler_names
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "image_name",
     "image_seed",
     "make_scheduler",
+    "merge",
     "parse_grid_spec",
     "scheduler_names",
 ]

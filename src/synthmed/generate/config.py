@@ -23,6 +23,9 @@ class GenerateConfig(BaseModel):
         batch_size: Images per pipeline call; changes speed, not which seed an image gets.
         loras: LoRA folders/files loaded with ``pipe.load_lora_weights``.
         embeddings: Textual-inversion files loaded with ``pipe.load_textual_inversion``.
+        num_shards, shard: Make only shard ``shard`` (0-based) of ``num_shards`` into ``out/shards/``
+            (:mod:`synthmed.generate.shards`); under ``accelerate launch`` each process takes its own shard
+            and the main process merges.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +57,8 @@ class GenerateConfig(BaseModel):
         "off: the pipeline's images as they are")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     progress: bool = True
+    num_shards: int = Field(1, ge=1)
+    shard: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateConfig:
@@ -62,8 +67,14 @@ class GenerateConfig(BaseModel):
         if len(sources) != 1:
             raise ValueError("give exactly one prompt source (prompt, prompts file or findings grid), got "
                              + (", ".join(sources) if sources else "none"))
+        if self.shard is not None and self.shard >= self.num_shards:
+            raise ValueError(f"shard {self.shard} does not exist with num_shards {self.num_shards} (0-based)")
+        if self.num_shards > 1 and self.shard is None:
+            raise ValueError("num_shards > 1 needs shard (which one this process makes); under accelerate launch "
+                             "leave both unset")
         return self
 
     def run_identity(self) -> dict:
         """The settings that decide which images a run produces (checked when resuming)."""
-        return self.model_dump(mode="json", exclude={"out", "batch_size", "progress", "device"})
+        return self.model_dump(mode="json", exclude={"out", "batch_size", "progress", "device", "num_shards",
+                                                     "shard"})

@@ -24,6 +24,7 @@ from synthmed.data.imageio import quantize
 from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, read_noise_model
 from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings
+from synthmed.generate import shards
 from synthmed.generate.config import GenerateConfig
 from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
 from synthmed.generate.prompts import PromptSpec, collect_prompts
@@ -116,7 +117,14 @@ def noise_model_for(model: str, acquisition_noise: str = "auto") -> RicianNoise 
     return noise
 
 
-@writes_to(first_argument("config", "out"))
+def _written_dir(config: GenerateConfig) -> Path:
+    """The folder a run writes: its shard's own (shards of a job array run side by side), else ``out``."""
+    if config.num_shards > 1 and config.shard is not None:
+        return shards.shard_dir(config.out, config.shard, config.num_shards)
+    return Path(config.out)
+
+
+@writes_to(lambda *args, **kwargs: _written_dir(first_argument("config")(*args, **kwargs)))
 def generate(config: GenerateConfig) -> Path:
     """Generate ``n_per_prompt`` images per prompt into a dataset directory.
 
@@ -147,23 +155,30 @@ def generate(config: GenerateConfig) -> Path:
         check_model_reference(cfg.prior)
     noise = noise_model_for(cfg.model, cfg.acquisition_noise)
     identity = {**cfg.run_identity(), "noise_model": noise.model_dump(mode="json") if noise else None}
-    _check_resume(out, identity)
-    device = resolve_device(cfg.device)
+    launched = shards.launched_shard() if cfg.num_shards == 1 else None
+    shard, num_shards = launched or (cfg.shard or 0, cfg.num_shards)
+    target = shards.shard_dir(out, shard, num_shards) if num_shards > 1 else out
+    if num_shards == 1:
+        shards.check_unsharded_out(out)
+    _check_resume(target, identity)
+    device = _launched_device() if launched and cfg.device == "auto" else resolve_device(cfg.device)
 
     total = len(specs) * cfg.n_per_prompt
-    writer = DatasetWriter(out)
-    write_json_atomic(out / RUN_FILE, {"identity": identity, "num_images": total, "num_prompts": len(specs)})
-    batches = [list(range(i, min(i + cfg.batch_size, total))) for i in range(0, total, cfg.batch_size)]
+    writer = DatasetWriter(target)
+    write_json_atomic(target / RUN_FILE, {"identity": identity, "num_images": total, "num_prompts": len(specs),
+                                          "num_shards": num_shards, "shard": shard, "batch_size": cfg.batch_size})
+    batches = shards.shard_batches(shards.fixed_batches(total, cfg.batch_size), shard, num_shards)
     pending = [b for b in batches if not all(writer.has(image_name(i)) for i in b)]
-    done = sum(writer.has(image_name(i)) for i in range(total))
+    mine = [i for b in batches for i in b]
+    done = sum(writer.has(image_name(i)) for i in mine)
     mid = model_id(cfg.model)
     t0 = time.monotonic()
     if pending:
         pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
                              embeddings=cfg.embeddings, device=device, prior=cfg.prior)
-        logger.info("generating %d images (%d prompts x %d), %d already written", total, len(specs),
-                    cfg.n_per_prompt, done)
-        bar = tqdm(total=total, initial=done, desc="generate", unit="img", disable=not cfg.progress)
+        logger.info("generating %d images (%d prompts x %d)%s, %d already written", len(mine), len(specs),
+                    cfg.n_per_prompt, f", shard {shard} of {num_shards}" if num_shards > 1 else "", done)
+        bar = tqdm(total=len(mine), initial=done, desc="generate", unit="img", disable=not cfg.progress)
         for batch in pending:
             batch_specs = [specs[i // cfg.n_per_prompt] for i in batch]
             seeds = [image_seed(cfg.seed, i) for i in batch]
@@ -178,9 +193,30 @@ def generate(config: GenerateConfig) -> Path:
                 bar.update(1)
         bar.close()
     else:
-        logger.info("%s: all %d images already written", out, total)
+        logger.info("%s: all %d images already written", target, len(mine))
+    writer.close()
     seconds = time.monotonic() - t0
-    write_json_atomic(out / "synthmed.json", provenance(
-        kind="generated", config=cfg.model_dump(mode="json"), model_id=mid, num_images=total,
-        num_prompts=len(specs), newly_generated=total - done, seconds=seconds))
-    return out
+    write_json_atomic(target / "synthmed.json", provenance(
+        kind="generated", config=cfg.model_dump(mode="json", exclude={"shard", "num_shards"}), model_id=mid,
+        num_images=total, num_prompts=len(specs), newly_generated=len(mine) - done, seconds=seconds))
+    if num_shards == 1:
+        return out
+    if launched:  # every process has made its shard; the main one merges
+        state = shards.launch_state()
+        state.wait_for_everyone()
+        if state.is_main_process:
+            merge(out)
+        state.wait_for_everyone()
+        return out
+    logger.info("shard %d of %d done in %s; when every shard is done: synthmed generate --merge %s", shard,
+                num_shards, target, out)
+    return target
+
+
+def merge(out: str | Path) -> Path:
+    """Merge the shards of a sharded ``generate`` run in ``out`` (:func:`synthmed.generate.shards.merge_shards`)."""
+    return shards.merge_shards(out, RUN_FILE, image_name)
+
+
+def _launched_device():
+    return shards.launch_state().device
