@@ -60,6 +60,8 @@ def test_generated_images_are_the_cli_images_and_are_read_by_the_judge(models, a
     for g, rec in zip(images, ds.records, strict=True):
         assert rec.seed == g.seed
         np.testing.assert_array_equal(ds.image(rec), g.image)
+    # another sampler in between (the app keeps one pipeline and switches its sampler) changes nothing after
+    G.generate_images(models, prompt, None, n=1, seed=5, steps=2, guidance_scale=3.0, scheduler="euler-ancestral")
     again = G.generate_images(models, prompt, None, n=1, seed=5, steps=2, guidance_scale=3.0, scheduler="ddim")
     np.testing.assert_array_equal(again[0].image, images[0].image)
     assert again[0].disagreements == [] and "as asked" not in again[0].caption(0)  # an edited prompt: no request

@@ -114,13 +114,18 @@ class AppModels:
         return resolve_device(self.cfg.device)
 
     def pipeline(self, scheduler: str):
-        """The text-to-image pipeline with ``scheduler`` (loaded once per scheduler)."""
-        from synthmed.generate.pipeline import load_pipeline
+        """The text-to-image pipeline (loaded once), set to sample with ``scheduler``.
+
+        Callers run one generation at a time (the app's queue), so switching the sampler is safe.
+        """
+        from synthmed.generate.pipeline import load_pipeline, set_scheduler
 
         g = self.require_generation()
-        return self._once(f"pipe:{scheduler}", lambda: load_pipeline(
+        pipe = self._once("pipe", lambda: load_pipeline(
             g.model, scheduler=scheduler, loras=g.loras, lora_scale=g.lora_scale, embeddings=g.embeddings,
             device=self.device(), prior=g.prior))
+        set_scheduler(pipe, scheduler)
+        return pipe
 
     def noise(self):
         from synthmed.generate.run import noise_model_for

@@ -56,9 +56,8 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
     pipe = _from_pretrained(model, "--model")
     if prior is not None or type(pipe).__name__ == "KandinskyV22Pipeline":
         pipe = _combine_kandinsky22(pipe, model, prior)
-    pipe.scheduler = make_scheduler(scheduler, pipe.scheduler.config)
-    if hasattr(pipe, "decoder_pipe"):  # a combined Kandinsky pipeline samples with its decoder's scheduler
-        pipe.decoder_pipe.scheduler = pipe.scheduler
+    pipe.synthmed_base_scheduler_config = pipe.scheduler.config  # every sampler derives from the model's own
+    set_scheduler(pipe, scheduler)
     names = load_loras(pipe, list(loras), lora_scale)
     for emb in embeddings:
         try:
@@ -70,6 +69,14 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
     logger.info("loaded %s (%s, sampler %s, %d LoRA, %d embeddings)", model, type(pipe).__name__, scheduler,
                 len(names), len(embeddings))
     return pipe
+
+
+def set_scheduler(pipe, scheduler: str) -> None:
+    """Sample ``pipe`` with the sampler named ``scheduler`` from now on (the model's own noise schedule)."""
+    base = getattr(pipe, "synthmed_base_scheduler_config", None) or pipe.scheduler.config
+    pipe.scheduler = make_scheduler(scheduler, base)
+    if hasattr(pipe, "decoder_pipe"):  # a combined Kandinsky pipeline samples with its decoder's scheduler
+        pipe.decoder_pipe.scheduler = pipe.scheduler
 
 
 def _from_pretrained(model: str, flag: str):
