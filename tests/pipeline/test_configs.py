@@ -39,8 +39,8 @@ def test_demo_yaml_is_the_built_in_demo():
     built = load_pipeline_config(data=demo_pipeline(DemoConfig(out=Path("runs/demo"))))
     shipped = load_pipeline_config(Path(__file__).parents[2] / "configs" / "run-demo.yaml")
     assert yaml.safe_dump(shipped.model_dump()["stages"]) == yaml.safe_dump(built.model_dump()["stages"])
-    assert (shipped.minutes, shipped.seed, shipped.min_auto_minutes) == (built.minutes, built.seed,
-                                                                         built.min_auto_minutes)
+    assert (shipped.minutes, shipped.seed, shipped.min_auto_minutes, shipped.threads) == (
+        built.minutes, built.seed, built.min_auto_minutes, built.threads) and built.threads == 1
 
 
 def test_quality_yaml_is_the_built_in_quality_recipe():

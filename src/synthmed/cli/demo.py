@@ -21,13 +21,17 @@ def demo_command(
                                "recipe (16,000 UNet steps, 840 generated images, TRTR vs TSTR classifiers; under an "
                                "hour on a quiet 2-core CPU, resumable: rerun the same command after a kill)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads of every stage. 1 (default) does not "
+                                "thrash on a busy machine and gives the same model on any number of cores; more "
+                                "can be faster on a quiet many-core machine (another model then: float order)."),
     force: list[str] = typer.Option([], "--force", help="Rerun this stage (and what reads from it); repeatable."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),
 ) -> None:
     """Run the whole pipeline on the built-in phantom benchmark, offline, on a CPU (unchanged stages are skipped)."""
     if preset not in ("default", "quality"):
         raise ConfigError(f"--preset: unknown preset {preset!r}; available: default, quality")
-    run_demo(DemoConfig(out=out, quick=quick, preset=preset, minutes=minutes, seed=seed), force=tuple(force))
+    run_demo(DemoConfig(out=out, quick=quick, preset=preset, minutes=minutes, seed=seed, threads=threads),
+             force=tuple(force))
     if report:
         from synthmed.report import write_report
 

@@ -90,6 +90,8 @@ class PipelineConfig(BaseModel):
         seed: Default seed: given to every stage whose config has a ``seed`` field not set in its settings.
         minutes: Wall-time budget shared by stages with ``minutes: auto``.
         min_auto_minutes: The least a ``minutes: auto`` stage gets, even when the budget is spent.
+        threads: torch CPU threads of every stage run in this process (None: torch's default). The thread
+            count changes the order of floating-point reductions, so it is part of what makes a model.
         stages: The stages, in the order they run; a stage may only refer to earlier ones.
     """
 
@@ -101,6 +103,7 @@ class PipelineConfig(BaseModel):
     seed: int = 0
     minutes: float | None = Field(None, gt=0)
     min_auto_minutes: float = Field(2.0, gt=0)
+    threads: int | None = Field(None, ge=1)
     stages: list[StageSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

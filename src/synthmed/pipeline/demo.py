@@ -90,6 +90,9 @@ class DemoConfig:
         n_images: Phantom slices (default: 1200, or 96 with ``quick``).
         size: Image size in pixels (64 at most with ``quick``).
         n_generated: Images to generate (default: 256, 840 with the quality preset, 16 with ``quick``).
+        threads: torch CPU threads of every stage (default 1). One thread keeps a busy machine from
+            thrashing (two threads beside another busy process ran the UNet 4.4x slower than on a quiet
+            CPU, one thread 1.2x) and gives the same bits on machines with any number of cores.
         preset: ``default`` (the 15-minute demo) or ``quality`` (longer training, the downstream
             classifiers; under an hour on a quiet 2-core CPU).
     """
@@ -102,6 +105,7 @@ class DemoConfig:
     n_images: int | None = None
     size: int = 128
     n_generated: int | None = None
+    threads: int = 1
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,7 +143,7 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
         # A shorter token sequence (the mask captioner's captions have at most 39 tokens) makes each
         # UNet step cheaper.
         steps = QUALITY_UNET_STEPS if cfg.preset == "quality" else DEMO_UNET_STEPS
-        ldm = {"resolution": cfg.size, "tensorboard": True, "max_text_length": 48,
+        ldm = {"resolution": cfg.size, "tensorboard": True, "max_text_length": 48, "threads": cfg.threads,
                "pretrained_autoencoder": DEMO_AUTOENCODER, "unet": {"max_steps": steps}}
         if cfg.minutes is not None:  # a wall-time cap: the steps above are then an upper bound
             ldm["minutes"] = "auto"
@@ -158,6 +162,7 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "minutes": cfg.minutes,
         "min_auto_minutes": _MIN_LDM_MINUTES,
+        "threads": cfg.threads,
         "stages": [
             {"name": "phantom", "kind": "data.phantom", "out": "data/phantom",
              "settings": {"n": cfg.n_images, "size": cfg.size}},

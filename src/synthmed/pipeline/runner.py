@@ -251,11 +251,14 @@ def run_pipeline(cfg: PipelineConfig, run_dir: str | Path | None = None, *, forc
     started = time.perf_counter()
     run_record: dict[str, Any] = {"name": cfg.name, "description": cfg.description, "run_dir": str(run_dir),
                                   "config_file": str(config_file) if config_file else None, "started": _now()}
+    from synthmed.utils.device import torch_threads  # torch only once a run starts
+
     try:
-        for index, spec in enumerate(cfg.stages):
-            outcome = _run_stage(cfg, index, spec, run_dir, outputs, tokens, cache, force, started)
-            outcomes.append(outcome)
-            _write_run_record(run_record, cfg, run_dir, outputs, outcomes, started)
+        with torch_threads(cfg.threads):
+            for index, spec in enumerate(cfg.stages):
+                outcome = _run_stage(cfg, index, spec, run_dir, outputs, tokens, cache, force, started)
+                outcomes.append(outcome)
+                _write_run_record(run_record, cfg, run_dir, outputs, outcomes, started)
     finally:
         cache.save()
     total = round(time.perf_counter() - started, 1)

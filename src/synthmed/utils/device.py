@@ -1,6 +1,9 @@
-"""Choosing the torch device a job runs on."""
+"""Choosing the torch device a job runs on, and its CPU threads."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -19,3 +22,17 @@ def resolve_device(device: str | None) -> torch.device:
         return torch.device(device)
     except RuntimeError as err:
         raise ConfigError(f"device {device!r} is not a torch device ({err})") from err
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on ``n`` torch CPU threads (None or 0: leave them), then restore the previous number."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

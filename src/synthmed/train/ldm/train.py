@@ -54,6 +54,7 @@ from synthmed.train.ldm.randomness import derive_seed
 from synthmed.train.ldm.samples import reconstruction_grid, save_grid, text_to_image_grid
 from synthmed.train.ldm.unet import make_unet_loss_fn
 from synthmed.utils.configs import dump_yaml
+from synthmed.utils.device import torch_threads
 from synthmed.utils.outdir import first_argument, prepare_out_dir, writes_to
 from synthmed.utils.provenance import hash_file, provenance, write_json_atomic
 from synthmed.utils.tmpfiles import apply_umask, save_safetensors
@@ -189,8 +190,11 @@ def train_ldm(config: LDMTrainConfig) -> Path:
         TrainingError: the loss became NaN or infinite.
     """
     cfg = config.model_copy(update={"out": Path(config.out), "data": Path(config.data)})
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _train(cfg)
+
+
+def _train(cfg: LDMTrainConfig) -> Path:
     t_begin = time.monotonic()
     budget_end = t_begin + cfg.minutes * 60 if cfg.minutes else None
     # Inputs first: a bad dataset fails before any model is loaded.
