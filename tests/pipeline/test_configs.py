@@ -47,6 +47,7 @@ def test_quality_yaml_is_the_built_in_quality_recipe():
     built = load_pipeline_config(data=demo_pipeline(DemoConfig(out=Path("runs/quality"), preset="quality")))
     shipped = load_pipeline_config(Path(__file__).parents[2] / "configs" / "run-quality.yaml")
     assert yaml.safe_dump(shipped.model_dump()["stages"]) == yaml.safe_dump(built.model_dump()["stages"])
+    assert shipped.threads is built.threads is None  # the quality recipe uses every core
     stages = {s.name: s for s in built.stages}
     assert stages["train_ldm"].settings["unet"]["max_steps"] > 3600  # longer than the demo
     assert stages["downstream"].settings["conditions"] == ["trtr", "tstr"]

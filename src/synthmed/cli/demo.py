@@ -21,9 +21,10 @@ def demo_command(
                                "recipe (16,000 UNet steps, 840 generated images, TRTR vs TSTR classifiers; under an "
                                "hour on a quiet 2-core CPU, resumable: rerun the same command after a kill)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
-    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads of every stage. 1 (default) does not "
-                                "thrash on a busy machine and gives the same model on any number of cores; more "
-                                "can be faster on a quiet many-core machine (another model then: float order)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads of every stage (default: 1 for the "
+                                "demo, which then does not thrash on a busy machine and trains the same model on any "
+                                "number of cores; every core for --preset quality). Another count trains another "
+                                "model (the order of float sums changes)."),
     force: list[str] = typer.Option([], "--force", help="Rerun this stage (and what reads from it); repeatable."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the run directory."),
 ) -> None:

@@ -90,9 +90,10 @@ class DemoConfig:
         n_images: Phantom slices (default: 1200, or 96 with ``quick``).
         size: Image size in pixels (64 at most with ``quick``).
         n_generated: Images to generate (default: 256, 840 with the quality preset, 16 with ``quick``).
-        threads: torch CPU threads of every stage (default 1). One thread keeps a busy machine from
-            thrashing (two threads beside another busy process ran the UNet 4.4x slower than on a quiet
-            CPU, one thread 1.2x) and gives the same bits on machines with any number of cores.
+        threads: torch CPU threads of every stage. None: the preset's — 1 for the default demo (one thread
+            keeps a busy machine from thrashing: beside another busy process two threads ran the UNet 4.4x
+            slower than on a quiet CPU, one thread 1.2x; and it keeps the core count out of the weights),
+            torch's default (every core) for the quality recipe, which wants a machine to itself.
         preset: ``default`` (the 15-minute demo) or ``quality`` (longer training, the downstream
             classifiers; under an hour on a quiet 2-core CPU).
     """
@@ -105,8 +106,15 @@ class DemoConfig:
     n_images: int | None = None
     size: int = 128
     n_generated: int | None = None
-    threads: int = 1
+    threads: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def torch_threads(self) -> int | None:
+        """The threads every stage runs on (see ``threads``)."""
+        if self.threads is not None:
+            return self.threads
+        return None if self.preset == "quality" else 1
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -143,7 +151,8 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
         # A shorter token sequence (the mask captioner's captions have at most 39 tokens) makes each
         # UNet step cheaper.
         steps = QUALITY_UNET_STEPS if cfg.preset == "quality" else DEMO_UNET_STEPS
-        ldm = {"resolution": cfg.size, "tensorboard": True, "max_text_length": 48, "threads": cfg.threads,
+        ldm = {"resolution": cfg.size, "tensorboard": True, "max_text_length": 48,
+               **({"threads": cfg.torch_threads} if cfg.torch_threads else {}),
                "pretrained_autoencoder": DEMO_AUTOENCODER, "unet": {"max_steps": steps}}
         if cfg.minutes is not None:  # a wall-time cap: the steps above are then an upper bound
             ldm["minutes"] = "auto"
@@ -162,7 +171,7 @@ def demo_pipeline(cfg: DemoConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "minutes": cfg.minutes,
         "min_auto_minutes": _MIN_LDM_MINUTES,
-        "threads": cfg.threads,
+        "threads": cfg.torch_threads,
         "stages": [
             {"name": "phantom", "kind": "data.phantom", "out": "data/phantom",
              "settings": {"n": cfg.n_images, "size": cfg.size}},
