@@ -84,14 +84,14 @@ def test_export_writes_a_dataset_of_the_chosen_images(models, tmp_path):
     f = G.findings_from_form(False)
     images = G.generate_images(models, G.prompt_for(f), f, n=3, seed=1, steps=2, guidance_scale=1.0,
                                scheduler="ddim")
-    archive = G.export_dataset(images, [2, 0], steps=2, guidance_scale=1.0, scheduler="ddim", model_id="tiny")
+    archive = G.export_dataset(images, [2, 0], model_id="tiny")
     with zipfile.ZipFile(archive) as z:
         z.extractall(tmp_path)
     ds = ImageDataset(tmp_path / "synthmed-generated")
     assert [r.seed for r in ds.records] == [images[0].seed, images[2].seed]
     for rec, g in zip(ds.records, (images[0], images[2]), strict=True):
         assert rec.requested_findings == f and rec.prompt == g.prompt and rec.model_id == "tiny"
-        assert rec.label == "no_tumor" and rec.steps == 2 and rec.scheduler == "ddim"
+        assert rec.label == "no_tumor" and (rec.steps, rec.guidance_scale, rec.scheduler) == (2, 1.0, "ddim")
         np.testing.assert_array_equal(ds.image(rec), g.image)
     with pytest.raises(ConfigError, match="no image chosen"):
-        G.export_dataset(images, [], steps=2, guidance_scale=1.0, scheduler="ddim", model_id="tiny")
+        G.export_dataset(images, [], model_id="tiny")

@@ -62,6 +62,7 @@ class GeneratedImage:
     disagreements: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
     reliable: tuple[str, ...] | None = None
+    sampling: dict = field(default_factory=dict)
 
     def caption(self, index: int) -> str:
         """``#1 · ✗ lobe (asked parietal, read frontal) · judge: tumour, left frontal · seed 123``."""
@@ -127,7 +128,8 @@ def generate_images(models: AppModels, prompt: str, requested: BrainMRIFindings 
         s = image_seed(seed, i)
         ((image, extra),) = sample_images(pipe, [prompt], [s], steps=steps, guidance_scale=guidance_scale,
                                           noise=noise)
-        out.append(GeneratedImage(image, s, prompt, requested, extra=extra))
+        out.append(GeneratedImage(image, s, prompt, requested, extra=extra, sampling={
+            "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler}))
         if progress is not None:
             progress(i + 1, n)
     read_back(models, out)
@@ -153,9 +155,9 @@ def read_back(models: AppModels, images: list[GeneratedImage]) -> None:
             g.disagreements = disagreements(g.requested, read, compared)
 
 
-def export_dataset(images: list[GeneratedImage], chosen: list[int], *, steps: int, guidance_scale: float,
-                   scheduler: str, model_id: str) -> Path:
-    """A zip of a dataset directory (``metadata.jsonl`` + ``images/``) holding the ``chosen`` images.
+def export_dataset(images: list[GeneratedImage], chosen: list[int], *, model_id: str) -> Path:
+    """A zip of a dataset directory (``metadata.jsonl`` + ``images/``) holding the ``chosen`` images,
+    each row with the sampler settings that made its image.
 
     Raises:
         ConfigError: nothing chosen.
@@ -170,8 +172,7 @@ def export_dataset(images: list[GeneratedImage], chosen: list[int], *, steps: in
     with DatasetWriter(root) as writer:
         for g in picked:
             fields = {"text": g.prompt, "prompt": g.prompt, "requested_findings": g.requested, "seed": g.seed,
-                      "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler, "model_id": model_id,
-                      "source": f"generated:{model_id}", **g.extra}
+                      **g.sampling, "model_id": model_id, "source": f"generated:{model_id}", **g.extra}
             if isinstance(g.requested, BrainMRIFindings):
                 fields["label"] = "tumor" if g.requested.tumor_present else "no_tumor"
             writer.add(f"gen_seed{g.seed}.png", g.image, **fields)

@@ -113,16 +113,15 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                         gr.update(choices=labels, value=labels))
 
             @shown_errors
-            def run_export(images, picked, n_steps, cfg_scale, sched):
+            def run_export(images, picked):
                 idx = [int(p.lstrip("#")) - 1 for p in picked or []]
-                return str(G.export_dataset(images, idx, steps=int(n_steps), guidance_scale=float(cfg_scale),
-                                            scheduler=sched, model_id=model_id(models.require_generation().model)))
+                return str(G.export_dataset(images, idx, model_id=model_id(models.require_generation().model)))
 
             for c in form:
                 c.change(render_prompt, form, prompt)
             app.load(render_prompt, form, prompt)
             go.click(run_generate, [prompt, *form, n, seed, steps, guidance, sampler], [gallery, state, chosen])
-            download.click(run_export, [state, chosen, steps, guidance, sampler], dataset_file)
+            download.click(run_export, [state, chosen], dataset_file)
 
         with gr.Tab("Localise and explain", id="localise"):
             if models.localizer_dir is None:
