@@ -27,6 +27,7 @@ from synthmed.cli.judge import judge_command
 from synthmed.cli.localize import explain_command, localization_command, localize_app
 from synthmed.cli.paraphrase import paraphrase_command
 from synthmed.cli.phantom import phantom_command
+from synthmed.cli.push import push_command
 from synthmed.cli.run import report_command, run_command
 from synthmed.cli.study import study_app
 from synthmed.cli.train import train_app
@@ -57,6 +58,7 @@ app.command("explain")(explain_command)
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(study_app, name="study")
 app.command("app")(app_command)
+app.command("push")(push_command)
 
 
 
