@@ -38,7 +38,8 @@ def test_judge_card_loads_and_carries_its_metrics(judge_dir):
 
 
 @pytest.mark.parametrize("kind, prov, expect", [
-    ("ldm", {"data": {"hash": "ab12", "rows": 840, "split": "train"}, "stages": {"unet": 3600}, "seed": 0},
+    ("ldm", {"data": {"hash": "ab12", "rows": 840, "split": "train"}, "seed": 0,
+             "stages": {"autoencoder": {"pretrained": "builtin:vae"}, "unet": {"steps": 3600, "seconds": 9.0}}},
      {"library_name": "diffusers", "pipeline_tag": "text-to-image"}),
     ("lora", {"config": {"base": "runwayml/stable-diffusion-v1-5", "seed": 1}, "result": {"steps": 500}},
      {"library_name": "diffusers", "base_model": "runwayml/stable-diffusion-v1-5"}),
@@ -53,6 +54,8 @@ def test_cards_of_each_kind(tmp_path, kind, prov, expect):
     assert MARKER in card.content and f"| kind | {kind} |" in card.text
     if kind == "textual_inversion":
         assert "`<glioma>` (4 vectors)" in card.text
+    if kind == "ldm":
+        assert "| steps | autoencoder builtin:vae, unet 3600 |" in card.text
     if kind == "localizer":
         assert card.data.base_model is None  # trained from scratch
 

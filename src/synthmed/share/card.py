@@ -65,6 +65,19 @@ def _metrics(folder: Path, prov: dict[str, Any]) -> dict[str, Any]:
     return {f"accuracy on real {k}{where}": v for k, v in accuracy.items() if isinstance(v, int | float)}
 
 
+def _steps(prov: dict[str, Any]) -> str | None:
+    """``autoencoder builtin:phantom-vae-128-gan, unet 3600`` (per stage), or a fine-tuning run's steps."""
+    stages = prov.get("stages")
+    if isinstance(stages, dict):
+        parts = []
+        for name, stage in stages.items():
+            value = (stage.get("steps") or stage.get("pretrained")) if isinstance(stage, dict) else stage
+            parts.append(f"{name} {value if value is not None else '-'}")
+        return ", ".join(parts)
+    steps = (prov.get("result") or {}).get("steps")
+    return str(steps) if steps is not None else None
+
+
 def card_text(folder: str | Path, *, license: str = "other") -> str:
     """The model card of the artifact in ``folder``.
 
@@ -98,7 +111,7 @@ def card_text(folder: str | Path, *, license: str = "other") -> str:
     settings = {"kind": kind, "seed": prov.get("seed", config.get("seed")), "base model": front.get("base_model"),
                 "data rows": data.get("rows", prov.get("n_train")), "data split": data.get("split"),
                 "data hash (sha256)": data.get("hash", prov.get("data_hash")),
-                "steps": prov.get("stages") or (prov.get("result") or {}).get("steps"),
+                "steps": _steps(prov),
                 "wall seconds": round(prov["wall_seconds"]) if isinstance(prov.get("wall_seconds"), int | float)
                 else None, "git revision": prov.get("git_revision")}
     lines += [f"| {k} | {json.dumps(v) if isinstance(v, dict | list) else v} |" for k, v in settings.items()
