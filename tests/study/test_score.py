@@ -98,6 +98,9 @@ def test_scores_match_hand_computation(tmp_path):
     for m in (pooled["accuracy"], pooled["auroc"], pooled["fleiss_kappa"], r1["auroc"], r1["accuracy"]):
         lo, hi = m.ci95
         assert lo <= m.value <= hi and lo < hi
+    # ROC of r1 (positives c=6, d=3; negatives a=1, b=5): thresholds 1..7
+    assert res.readers["r1"].roc == [(1.0, 1.0), (0.5, 1.0), (0.5, 1.0), (0.5, 0.5), (0.5, 0.5), (0.0, 0.5),
+                                     (0.0, 0.0)]
     # findings: synthetic presence c r1 yes, d r1 yes, c r2 yes, d r2 no -> 3/4; hemisphere of c: r1 no, r2 yes
     syn, real = res.adherence["synthetic"], res.adherence["real"]
     assert (syn["tumor_present"].value, syn["tumor_present"].n) == (0.75, 4)

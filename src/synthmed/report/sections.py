@@ -583,6 +583,12 @@ def reader_study(run: RunData) -> list[str]:
                               for k in keys]] for name, r in [*res.readers.items(), ("pooled", res.pooled)]]
         out.append(table(["reader", "n", *keys], rows, caption="positive class: synthetic; "
                          + res.conventions.get("call", "")))
+        curves = {name: r.roc for name, r in [*res.readers.items(), ("pooled", res.pooled)] if r.roc}
+        if curves:
+            out.append(svg.line_chart({**curves, "chance": [(0.0, 0.0), (1.0, 1.0)]},
+                                      title=f"{s.name}: ROC of calling an image synthetic (1-6 confidence)",
+                                      xlabel="false-positive rate (real called synthetic)",
+                                      ylabel="true-positive rate", width=460, height=320))
         test = pooled.get("realism_mann_whitney_p")
         if test is not None:
             out.append(f"<p class=note>Realism, real vs synthetic: {escape(test.note or '')}, "

@@ -254,12 +254,17 @@ class ExplainResult(StageResult):
 
 # -- reader study ------------------------------------------------------------------------------------
 class ReaderScores(BaseModel):
-    """One reader's (or the pooled) scores: telling synthetic from real, and realism."""
+    """One reader's (or the pooled) scores: telling synthetic from real, and realism.
+
+    Attributes:
+        roc: (false-positive rate, true-positive rate) of calling "synthetic" at each confidence threshold.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     n: int
     metrics: dict[str, Metric]
+    roc: list[tuple[float, float]] = Field(default_factory=list)
 
 
 class StudyResult(StageResult):

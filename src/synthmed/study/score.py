@@ -24,7 +24,7 @@ from synthmed.findings.agreement import agreement_metric, attribute_agreement
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.results import Metric, ReaderScores, StudyResult, write_result
 from synthmed.results.intervals import percentile_ci, wilson_interval
-from synthmed.study.layout import CALLS_SYNTHETIC_FROM, RESULTS_FILE, read_key, read_settings
+from synthmed.study.layout import CALLS_SYNTHETIC_FROM, CONFIDENCE_LEVELS, RESULTS_FILE, read_key, read_settings
 from synthmed.study.stats import fleiss_kappa, two_level_bootstrap
 from synthmed.study.store import AnswerStore
 
@@ -53,6 +53,15 @@ def _ratings_metrics(y: np.ndarray, confidence: np.ndarray) -> dict[str, Metric]
             "auroc": Metric(value=None if np.isnan(auc) else auc, n=len(y))}
 
 
+def _roc(y: np.ndarray, confidence: np.ndarray) -> list[tuple[float, float]]:
+    """(FPR, TPR) of "synthetic at confidence >= t" for every threshold t, from (1, 1) down to (0, 0)."""
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if not pos or not neg:
+        return []
+    return [(float(((confidence >= t) & (y == 0)).sum() / neg), float(((confidence >= t) & (y == 1)).sum() / pos))
+            for t in range(1, CONFIDENCE_LEVELS + 2)]
+
+
 def _realism(realism: np.ndarray, y: np.ndarray) -> dict[str, Metric]:
     from scipy.stats import mannwhitneyu
 
@@ -76,7 +85,7 @@ def _per_reader(y: np.ndarray, conf: np.ndarray, realism: np.ndarray, *, n_boot:
         reps = [_auc(y[i], conf[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))]
         metrics["auroc"].ci95 = percentile_ci(reps)
     metrics.update(_realism(realism, y))
-    return ReaderScores(n=len(y), metrics=metrics)
+    return ReaderScores(n=len(y), metrics=metrics, roc=_roc(y, conf))
 
 
 def _pooled(ratings: np.ndarray, realism: np.ndarray, truth: np.ndarray, *, n_boot: int,
@@ -111,7 +120,7 @@ def _pooled(ratings: np.ndarray, realism: np.ndarray, truth: np.ndarray, *, n_bo
         kappas = [fleiss_kappa(counts[rng.integers(0, len(counts), len(counts))]) for _ in range(n_boot)]
         metrics["fleiss_kappa"].ci95 = percentile_ci(kappas)
     metrics.update(_realism(realism[answered], y))
-    return ReaderScores(n=int(answered.sum()), metrics=metrics)
+    return ReaderScores(n=int(answered.sum()), metrics=metrics, roc=_roc(y, conf))
 
 
 def _finite(x: float) -> float | None:
