@@ -585,10 +585,11 @@ def reader_study(run: RunData) -> list[str]:
                          + res.conventions.get("call", "")))
         curves = {name: r.roc for name, r in [*res.readers.items(), ("pooled", res.pooled)] if r.roc}
         if curves:
-            out.append(svg.line_chart({**curves, "chance": [(0.0, 0.0), (1.0, 1.0)]},
-                                      title=f"{s.name}: ROC of calling an image synthetic (1-6 confidence)",
+            curves["chance"] = [(0.0, 0.0), (1.0, 1.0)]
+            out.append(svg.line_chart(curves, title=f"{s.name}: ROC of calling an image synthetic (1-6 confidence)",
                                       xlabel="false-positive rate (real called synthetic)",
-                                      ylabel="true-positive rate", width=460, height=320))
+                                      ylabel="true-positive rate", width=max(480, 100 + 130 * len(curves)),
+                                      height=320))  # the legend puts a name every 130 px
         test = pooled.get("realism_mann_whitney_p")
         if test is not None:
             out.append(f"<p class=note>Realism, real vs synthetic: {escape(test.note or '')}, "
