@@ -45,3 +45,7 @@ def test_textual_inversion_cli(tiny_sd, ft_data, tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "learned_embeds.safetensors").is_file()
     assert json.loads((out / "synthmed.json").read_text())["tokens"] == {"<tumour>": 4}
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.instance_prompt == "<tumour>" and card.data.base_model == str(tiny_sd)

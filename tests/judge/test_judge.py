@@ -83,6 +83,10 @@ def test_train_save_load_predict_round_trip(quick_judge, phantom_dir):
     metrics = json.loads((out / "real_test_metrics.json").read_text())
     assert metrics["split"] == "test" and set(metrics["accuracy"]) >= {"tumor_present", "hemisphere", "location"}
     assert metrics["accuracy"]["tumor_present"] == report.accuracy()["tumor_present"]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")  # the model card, written at save time
+    assert card.data.library_name == "synthmed" and "accuracy on real tumor_present (test split" in card.text
     judge = FindingsJudge.from_pretrained(out)
     ds = ImageDataset(phantom_dir)
     again = judge.predict_dataset(ds, ds.split("test"), progress=False)

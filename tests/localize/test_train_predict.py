@@ -27,6 +27,10 @@ def _meta(model_dir):
 
 
 def test_decoders_learn(trained_localizer):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(trained_localizer / "README.md")
+    assert card.data.library_name == "synthmed" and "pixel_auroc" in card.text
     meta = _meta(trained_localizer)
     assert meta["loss_last_epoch"] < 0.9 * meta["loss_first_epoch"]
     calib = meta["calibration"]

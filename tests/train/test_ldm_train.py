@@ -38,6 +38,10 @@ def test_output_is_a_pipeline_folder_with_provenance(trained_ldm: Path):
     assert prov["text_encoder"]["class"] == "BertModel" and prov["text_encoder"]["use_attention_mask"]
     assert prov["data"]["channels"] == 1 and len(prov["data"]["hash"]) == 64
     assert prov["stages"]["unet"]["steps"] == 6 and prov["stages"]["autoencoder"]["steps"] == 4
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(trained_ldm / "README.md")
+    assert card.data.pipeline_tag == "text-to-image" and "| steps | autoencoder 4, unet 6 |" in card.text
     # The training images' scanner noise is stored beside the pipeline for generate to re-synthesise.
     from synthmed.data.noise import read_noise_model
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import synthmed.generate.shards as shards
 from synthmed.data.dataset import DatasetWriter
 from synthmed.data.imageio import quantize
 from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, read_noise_model
 from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings
-from synthmed.generate import shards
 from synthmed.generate.config import GenerateConfig
 from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
 from synthmed.generate.prompts import PromptSpec, collect_prompts

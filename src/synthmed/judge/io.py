@@ -41,6 +41,7 @@ from synthmed.errors import DataError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.judge.model import JudgeNet, JudgeNetConfig
 from synthmed.judge.targets import outputs_to_findings
+from synthmed.share.card import card_after_training
 from synthmed.utils.builtin import builtin_names, resolve_builtin
 from synthmed.utils.configs import format_validation_error
 from synthmed.utils.provenance import write_json_atomic
@@ -94,6 +95,7 @@ class FindingsJudge:
         write_json_atomic(out / METRICS_FILE, self.real_test_metrics)
         if provenance is not None:
             write_json_atomic(out / PROVENANCE_FILE, provenance)
+            card_after_training(out)
         self.path = out
         return out
 

@@ -38,6 +38,7 @@ from synthmed.localize.backbone import CLIP_MEAN, CLIP_STD, ClipBackbone, defaul
 from synthmed.localize.data import load_items
 from synthmed.localize.prompts import prompt_ensemble
 from synthmed.localize.tokenizer import train_clip_tokenizer
+from synthmed.share.card import card_after_training
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import fused_option
 from synthmed.utils.outdir import first_argument, writes_to
@@ -218,6 +219,7 @@ def pretrain_backbone(cfg: BackbonePretrainConfig) -> Path:
     write_json_atomic(out / "synthmed.json", provenance(
         kind="localize-backbone", config=cfg.model_dump(mode="json"), data_hash=hash_dataset(cfg.data),
         final_loss=last, train_images=len(items), seconds=round(time.perf_counter() - t0, 1)))
+    card_after_training(out)
     shutil.rmtree(ckpt, ignore_errors=True)
     logger.info("saved from-scratch CLIP backbone to %s", out)
     return out

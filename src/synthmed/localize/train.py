@@ -31,6 +31,7 @@ from synthmed.localize.model import (
     zero_shot_score,
 )
 from synthmed.localize.prompts import prompt_ensemble
+from synthmed.share.card import card_after_training
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.device import resolve_device
 from synthmed.utils.optim import decay_tail_factor, fused_option
@@ -272,6 +273,7 @@ def train_localizer(cfg: LocalizeTrainConfig) -> Path:
         train_seconds=round(train_seconds, 1),
         train_images_per_second=round(n_seen / train_seconds, 2) if train_seconds > 0 else None,
         calibration={"split": calib_split, "metrics": calib_metrics.model_dump(mode="json")}))
+    card_after_training(out)
     pixel_auroc = calib_metrics.metrics.get("pixel_auroc")
     logger.info("localiser saved to %s (threshold %.2f, %s pixel AUROC %s)", out, lcfg.threshold, calib_split,
                 pixel_auroc.text() if pixel_auroc else "—")

@@ -4,11 +4,14 @@ artifact synthmed trains, built from the ``synthmed.json`` provenance saved besi
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from synthmed.errors import DataError
 from synthmed.utils.tmpfiles import mkstemp_for
+
+logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
 #: The line after the front matter of a card synthmed wrote (it may rewrite such a card, never another).
@@ -62,7 +65,14 @@ def _metrics(folder: Path, prov: dict[str, Any]) -> dict[str, Any]:
     record = json.loads(stored.read_text(encoding="utf-8")) if stored.is_file() else {}
     accuracy = record.get("accuracy") or prov.get("real_test_accuracy") or {}
     where = f" ({record['split']} split, n={record['n']})" if "n" in record and "split" in record else ""
-    return {f"accuracy on real {k}{where}": v for k, v in accuracy.items() if isinstance(v, int | float)}
+    out = {f"accuracy on real {k}{where}": v for k, v in accuracy.items() if isinstance(v, int | float)}
+    calibration = prov.get("calibration") if isinstance(prov.get("calibration"), dict) else {}
+    result = calibration.get("metrics") or {}
+    n = result.get("n_images")
+    for k, m in (result.get("metrics") or {}).items():
+        if isinstance(m, dict) and isinstance(m.get("value"), int | float):
+            out[f"{k} ({calibration.get('split')} split{f', n={n}' if n else ''})"] = m["value"]
+    return out
 
 
 def _steps(prov: dict[str, Any]) -> str | None:
@@ -127,6 +137,14 @@ def card_text(folder: str | Path, *, license: str = "other") -> str:
                   "(fidelity with its extractor and n, adherence with its judge, privacy) and add them here.", ""]
     lines += [CAVEATS]
     return "\n".join(lines)
+
+
+def card_after_training(folder: str | Path) -> None:
+    """A trainer's last step: write the artifact's model card; a problem is logged, never fails the training."""
+    try:
+        write_model_card(folder)
+    except (DataError, OSError, ValueError) as err:
+        logger.warning("%s: no model card written (%s)", folder, err)
 
 
 def write_model_card(folder: str | Path, *, license: str = "other") -> Path:

@@ -36,6 +36,7 @@ import torch
 
 from synthmed.data.dataset import hash_dataset
 from synthmed.errors import ConfigError
+from synthmed.share.card import card_after_training
 from synthmed.train.finetune.config import FinetuneConfig
 from synthmed.train.finetune.data import FinetuneData, LatentCache, cached_latents
 from synthmed.train.finetune.families import Conditioning
@@ -354,6 +355,7 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
                   "channels_in_data": run.data.source.channels, "converted_to_rgb": run.data.source.channels == 1},
             latents={"shape": list(latents.mean.shape), "scaling_factor": latents.scaling_factor},
             wall_seconds=time.monotonic() - t_begin, config_digest=digest, **extra, **summary))
+        card_after_training(cfg.out)
         logger.info("%s: saved to %s", run.name, cfg.out)
     accelerator.wait_for_everyone()
     accelerator.end_training()

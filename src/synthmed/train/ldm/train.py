@@ -39,6 +39,7 @@ from synthmed.models.ldm import (
     save_pipeline,
 )
 from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
+from synthmed.share.card import card_after_training
 from synthmed.train.ldm.augment import augmented_copies
 from synthmed.train.ldm.autoencoder import (
     AutoencoderForTraining,
@@ -346,6 +347,7 @@ def _train(cfg: LDMTrainConfig) -> Path:
             acquisition_noise=noise_model.summary() if noise_model is not None else None,
             processes=world, wall_seconds=time.monotonic() - t_begin))
         save_state()
+        card_after_training(cfg.out)
         logger.info("model saved to %s (%.0f s)", cfg.out, time.monotonic() - t_begin)
     accelerator.wait_for_everyone()
     accelerator.end_training()
