@@ -245,11 +245,12 @@ def test_every_stage_kind_runs_through_the_runner(full_kinds_run):
     assert explained["n_images"] == 3 and requests == 3 * 3  # the rerun sent nothing
     # zero-shot sends the scan itself (the server knows its captions); the localisation modes are scored too
     scores = explained["scores"]
-    assert scores["zero-shot"]["parsed_fraction"] == 1.0 and scores["zero-shot"]["accuracy"]["tumor_present"] == 1.0
+    presence = {mode: sc["attributes"]["tumor_present"]["value"] for mode, sc in scores.items()}  # schema 2
+    assert scores["zero-shot"]["parsed_fraction"] == 1.0 and presence["zero-shot"] == 1.0
     with_tumour = sum(i["reference_findings"]["tumor_present"] for i in explained["items"]) / 3
     for mode in ("instruction", "chain-of-thought"):
         assert scores[mode]["parsed_fraction"] == 1.0
-        assert scores[mode]["accuracy"]["tumor_present"] == pytest.approx(with_tumour)
+        assert presence[mode] == pytest.approx(with_tumour)
 
 
 @pytest.mark.slow
