@@ -84,7 +84,7 @@ def localize_slice(models: AppModels, image: np.ndarray) -> Localisation:
     """Anomaly map, red-region overlay, image score and the findings read from the region of one slice."""
     from synthmed.caption.base import CaptionInput
     from synthmed.caption.mask import MaskCaptioner
-    from synthmed.findings.render import render_text
+    from synthmed.explain.run import localizer_text
     from synthmed.localize.overlay import heatmap_overlay, red_region_overlay
 
     localizer = models.localizer()
@@ -93,9 +93,8 @@ def localize_slice(models: AppModels, image: np.ndarray) -> Localisation:
     region = res.anomaly_map >= threshold
     cap = MaskCaptioner().caption_one(CaptionInput("upload", image, region, None))
     findings = cap.findings.model_dump(mode="json") if cap.findings else None
-    text = render_text(cap.findings, header="") if cap.findings else (cap.error or "the map could not be described")
     return Localisation(heatmap_overlay(image, res.anomaly_map), red_region_overlay(image, region),
-                        float(res.image_score), float(threshold), findings, text.strip())
+                        float(res.image_score), float(threshold), findings, localizer_text(findings))
 
 
 def explain_slice(models: AppModels, image: np.ndarray, loc: Localisation) -> dict[str, str]:

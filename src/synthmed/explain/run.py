@@ -68,7 +68,8 @@ def _read_predictions(pred: Path) -> dict[str, dict]:
     return rows
 
 
-def _localizer_text(findings: dict | None) -> str:
+def localizer_text(findings: dict | None) -> str:
+    """The localiser's region findings as the VLM is told them (and the app shows them)."""
     if not findings:
         return "no usable finding (the map could not be described)."
     return render_text(BrainMRIFindings.model_validate(findings), include_mm=True, header="")
@@ -88,7 +89,7 @@ def explain_image(backend: ChatModel, scan: np.ndarray, overlay: np.ndarray | No
     """
     requests, prompts = [], {}
     for mode in modes:
-        prompt = build_prompt(mode, _localizer_text(localizer_findings) if overlay is not None else None)
+        prompt = build_prompt(mode, localizer_text(localizer_findings) if overlay is not None else None)
         if prompt.uses_overlay and overlay is None:
             raise ConfigError(f"mode {mode} needs the localiser's overlay")
         requests.append(ChatRequest((ChatMessage("user", prompt.text, overlay if prompt.uses_overlay else scan),)))
