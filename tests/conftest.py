@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from synthmed.data.phantom import PhantomConfig, generate_phantom
+from synthmed.testing.ldm import write_disc_dataset
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,34 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantom") / "ph"
     generate_phantom(PhantomConfig(out=out, n=48, size=96, seed=5, workers=1), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def disc_masks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 captioned 32 px disc images with lesion masks, all in split train (read-only)."""
+    return write_disc_dataset(tmp_path_factory.mktemp("seg") / "data", n=24, size=32, masks=True)
+
+
+def _seg_config(data, out, **overrides):
+    from synthmed.segment import SegmenterTrainConfig
+
+    base = {"data": str(data), "out": str(out), "max_steps": 60, "batch_size": 8, "val_split": "train",
+            "model": {"resolution": 32, "channels": [8, 16, 32]}, "checkpoint_every": 30, "progress": False,
+            "threads": 1}
+    return SegmenterTrainConfig.model_validate({**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def seg_config():
+    """``seg_config(data, out, **overrides)``: a 60-step config of a tiny segmenter for 32 px data."""
+    return _seg_config
+
+
+@pytest.fixture(scope="session")
+def disc_segmenter(disc_masks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from synthmed.segment import train_segmenter
+
+    return train_segmenter(_seg_config(disc_masks, tmp_path_factory.mktemp("seg") / "model"))
 
 
 @pytest.fixture(scope="module")

@@ -96,3 +96,37 @@ def captions_command(
             console.warn(f"{cap}: {n} reference images have no prediction (counted as wrong)")
     if cfg.out is not None:
         typer.echo(f"wrote {cfg.out}")
+
+
+@evaluate_app.command("mask-adherence")
+def mask_adherence_command(
+    fake: Path = typer.Option(None, "--fake", help="Generated dataset whose rows carry their masks (mask_file_name)."),
+    segmenter: Path = typer.Option(None, "--segmenter", help="Lesion segmenter trained on real images "
+                                   "(synthmed train segmenter)."),
+    out: Path = typer.Option(None, "--out", help="Result JSON file."),
+    real: Path = typer.Option(None, "--real", help="Real dataset with masks: the same figures on its held-out "
+                              "rows, as the reference."),
+    real_split: str = typer.Option(None, "--real-split", help="Split of --real to read (default test)."),
+    config: Path = CONFIG,
+) -> None:
+    """Dice, IoU, pixel AUROC and lesion-centre hits of each generated image against the mask it was made from."""
+    from rich.table import Table
+
+    from synthmed.evaluate.mask_adherence import MaskAdherenceConfig, evaluate_mask_adherence
+
+    cfg = load_config(MaskAdherenceConfig, config, {"fake": fake, "segmenter": segmenter, "out": out, "real": real,
+                                                    "real_split": real_split})
+    result = evaluate_mask_adherence(cfg)
+    sources = [("generated", result.metrics, result.groups)]
+    if result.reference:
+        sources.append((f"real {result.real_split}", result.reference, result.reference_groups))
+    table = Table(title=f"Mask adherence (segmenter {cfg.segmenter}, threshold {result.threshold:.2f})")
+    for col in ("images", "group", "n", "Dice", "IoU", "pixel AUROC", "centre inside", "healthy clean"):
+        table.add_column(col)
+    for name, overall, groups in sources:
+        for group, m in [("all", overall), *groups.items()]:
+            n = next((x.n for x in m.values() if x.n), 0)
+            table.add_row(name, group, str(n), *(m[k].text() if k in m else "—" for k in
+                                                 ("dice", "iou", "pixel_auroc", "centre_inside", "healthy_clean")))
+    console.out.print(table)
+    typer.echo(f"wrote {cfg.out}")

@@ -1,4 +1,4 @@
-"""``synthmed train lora | textual-inversion``: fine-tune pretrained diffusers pipelines."""
+"""``synthmed train lora | textual-inversion | kandinsky | controlnet``: fine-tune pretrained diffusers pipelines."""
 
 from __future__ import annotations
 
@@ -163,3 +163,35 @@ def kandinsky_command(
                 overrides["decoder_lora_spec"] = {"rank": rank}
         path = train_kandinsky(load_config(KandinskyTrainConfig, config, overrides))
     typer.echo(f"LoRA weights saved in {path}")
+
+
+def controlnet_command(
+    base: str | None = _BASE,
+    data: Path | None = typer.Option(None, "--data", help="Captioned dataset whose rows have lesion masks."),
+    out: Path | None = _OUT,
+    config: Path | None = _CONFIG,
+    controlnet: str | None = typer.Option(None, "--controlnet", help="Continue from this ControlNet (default: a "
+                                          "copy of the base UNet's encoder)."),
+    caption_dropout: float | None = typer.Option(None, "--caption-dropout", help="Probability of the empty prompt."),
+    max_steps: int | None = _MAX_STEPS,
+    resolution: int | None = RESOLUTION,
+    family: str | None = typer.Option(None, "--family", help="auto (from model_index.json), sd15 or sdxl."),
+    lr: float | None = _LR,
+    batch_size: int | None = _BATCH_SIZE,
+    grad_accum: int | None = _GRAD_ACCUM,
+    validation_every: int | None = _VALIDATION_EVERY,
+    seed: int | None = SEED,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    mixed_precision: str | None = MIXED_PRECISION,
+    no_progress: bool = NO_PROGRESS,
+) -> None:
+    """A lesion-mask ControlNet for a frozen SD 1.5 / SDXL pipeline or a `synthmed train ldm` model."""
+    from synthmed.train.finetune.controlnet import ControlNetTrainConfig, train_controlnet
+    from synthmed.utils.configs import load_config
+
+    overrides = _common(base, data, out, max_steps, resolution, family, seed, resume, overwrite, mixed_precision,
+                        no_progress, validation_every, lr, batch_size, grad_accum)
+    overrides.update({"controlnet": controlnet, "caption_dropout": caption_dropout})
+    path = train_controlnet(load_config(ControlNetTrainConfig, config, overrides))
+    typer.echo(f"ControlNet saved to {path} (ControlNetModel.from_pretrained)")

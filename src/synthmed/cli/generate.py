@@ -49,6 +49,13 @@ def generate_command(
                                    help="Split the run into K shards (a job array); this process makes --shard."),
     shard: int | None = typer.Option(None, "--shard", min=0, help="Which shard (0-based) this process makes."),
     merge: Path | None = typer.Option(None, "--merge", help="Merge the finished shards in this folder, then stop."),
+    controlnet: str | None = typer.Option(None, "--controlnet",
+                                          help="Lesion-mask ControlNet (synthmed train controlnet) for --model."),
+    masks: Path | None = typer.Option(None, "--masks", help="One image per mask: a dataset directory (its rows' masks "
+                                      "and captions) or a folder of mask PNGs (one --prompt, or one prompt per mask)."),
+    masks_from_findings: bool = typer.Option(False, "--masks-from-findings",
+                                             help="Draw each image's lesion mask from its prompt's findings."),
+    controlnet_scale: float = typer.Option(1.0, "--controlnet-scale", help="Weight of the ControlNet."),
     no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Generate images for prompts, a findings grid or a dataset's findings; write a dataset directory.
@@ -56,6 +63,8 @@ def generate_command(
     With --interpolate-to or --inpaint-image it makes an interpolation row or inpainted images instead.
     With --num-shards K --shard i it makes one shard of the run (merge them with --merge OUT); under
     `accelerate launch` each process makes its own shard and the main process merges.
+    With --controlnet and --masks or --masks-from-findings each image is drawn around a lesion mask,
+    written beside it (mask_file_name).
     """
     from synthmed.errors import ConfigError
     from synthmed.generate import GenerateConfig, generate
@@ -86,7 +95,8 @@ def generate_command(
         "lora_scale": lora_scale,
         "embeddings": list(embedding) or None, "negative_prompt": negative_prompt, "height": height, "width": width,
         "device": device, "acquisition_noise": acquisition_noise, "progress": not no_progress,
-        "num_shards": num_shards, "shard": shard})
+        "num_shards": num_shards, "shard": shard, "controlnet": controlnet, "masks": str(masks) if masks else None,
+        "masks_from_findings": masks_from_findings, "controlnet_scale": controlnet_scale})
     path = generate(cfg)
     typer.echo(f"generated dataset in {path}")
 

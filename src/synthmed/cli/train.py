@@ -1,5 +1,5 @@
-"""``synthmed train``: train generative models (``ldm``) and fine-tune pretrained ones (``lora``,
-``textual-inversion``, ``kandinsky``)."""
+"""``synthmed train``: train generative models (``ldm``), fine-tune pretrained ones (``lora``,
+``textual-inversion``, ``kandinsky``, ``controlnet``) and train the lesion ``segmenter``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ train_app = typer.Typer(help="Train generative models.", no_args_is_help=True)
 
 
 def _register_finetune() -> None:
-    from synthmed.cli.finetune import kandinsky_command, lora_command, textual_inversion_command
+    from synthmed.cli.finetune import controlnet_command, kandinsky_command, lora_command, textual_inversion_command
 
     train_app.command("lora")(lora_command)
     train_app.command("textual-inversion")(textual_inversion_command)
     train_app.command("kandinsky")(kandinsky_command)
+    train_app.command("controlnet")(controlnet_command)
 
 
 _register_finetune()
@@ -54,3 +55,29 @@ def ldm_command(
     cfg = load_config(LDMTrainConfig, config, overrides)
     path = train_ldm(cfg)
     typer.echo(f"model saved to {path}")
+
+
+@train_app.command("segmenter")
+def segmenter_command(
+    data: Path | None = typer.Option(None, "--data", help="Dataset whose rows have lesion masks."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps."),
+    resolution: int | None = RESOLUTION,
+    split: str | None = typer.Option(None, "--split", help="Rows to train on (default train)."),
+    val_split: str | None = typer.Option(None, "--val-split", help="Rows that calibrate the threshold (default val)."),
+    seed: int | None = SEED,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+    no_progress: bool = NO_PROGRESS,
+) -> None:
+    """A lesion segmenter (small U-Net) from image + mask pairs: what mask adherence and localisation TSTR use."""
+    from synthmed.segment import SegmenterTrainConfig, train_segmenter
+    from synthmed.utils.configs import load_config
+
+    overrides = {"data": str(data) if data else None, "out": str(out) if out else None, "max_steps": max_steps,
+                 "model": {"resolution": resolution} if resolution else None, "split": split, "val_split": val_split,
+                 "seed": seed, "resume": resume or None, "overwrite": overwrite or None,
+                 "progress": False if no_progress else None}
+    path = train_segmenter(load_config(SegmenterTrainConfig, config, overrides))
+    typer.echo(f"segmenter saved to {path}")

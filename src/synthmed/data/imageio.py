@@ -60,6 +60,43 @@ def load_mask(path: str | Path) -> np.ndarray:
     return arr > 0
 
 
+#: A lesion mask covering more of the image than this is taken for an inverted mask or an image.
+MAX_LESION_FRACTION = 0.5
+
+
+def load_lesion_mask(path: str | Path, *, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Load a mask that conditions generation or training, refusing what is not a lesion mask.
+
+    Args:
+        path: A PNG (or any image) with the lesion in one non-zero value on a zero background.
+        shape: The (H, W) it must have (its image's), if any.
+
+    Returns:
+        (H, W) bool lesion mask (all False: a healthy image).
+
+    Raises:
+        DataError: naming the file, when its size differs from ``shape``, it has more than two
+            grey levels (a soft or anti-aliased mask, or an image), or the lesion covers more
+            than half of it (an inverted mask: no brain is left around the lesion).
+    """
+    arr = load_image(path)
+    if arr.ndim == 3:
+        if not (arr == arr[..., :1]).all():
+            raise DataError("a lesion mask must be grey (one value per pixel); this file is in colour", path)
+        arr = arr[..., 0]
+    if shape is not None and arr.shape != tuple(shape):
+        raise DataError(f"mask is {arr.shape[1]}x{arr.shape[0]} px but its image is {shape[1]}x{shape[0]} px", path)
+    levels = np.unique(arr)
+    if len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
+        raise DataError(f"not a binary mask: {len(levels)} grey levels ({', '.join(map(str, levels[:4]))}...); "
+                        "a lesion mask is 0 outside the lesion and one value inside (threshold a soft mask)", path)
+    mask = arr > 0
+    if mask.mean() > MAX_LESION_FRACTION:
+        raise DataError(f"the lesion covers {100 * mask.mean():.0f} % of the mask, leaving no brain around it: "
+                        "is it inverted? (lesion white, everything else black)", path)
+    return mask
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     path = Path(path)

@@ -55,6 +55,12 @@ class GenerateConfig(BaseModel):
         "auto", description="auto: when the model folder has a scanner-noise model (noise_model.json, written by "
         "synthmed train ldm), draw fresh noise of that law onto each grayscale image, seeded by the image's seed; "
         "off: the pipeline's images as they are")
+    controlnet: str | None = Field(None, description="a lesion-mask ControlNet (synthmed train controlnet) for model")
+    masks: Path | None = Field(None, description="one image per mask: a dataset directory (its rows' masks and "
+                               "captions) or a folder of mask PNGs (with one prompt, or one prompt per mask)")
+    masks_from_findings: bool = Field(False, description="draw each image's lesion mask from its prompt's findings "
+                                      "(phantom tumour model, seeded by the image's seed)")
+    controlnet_scale: float = Field(1.0, ge=0, description="weight of the ControlNet's residuals")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     progress: bool = True
     num_shards: int = Field(1, ge=1)
@@ -64,9 +70,20 @@ class GenerateConfig(BaseModel):
     def _one_source(self) -> GenerateConfig:
         sources = [n for n, v in (("prompts", self.prompts), ("prompts_file", self.prompts_file),
                                   ("findings_grid", self.findings_grid)) if v]
-        if len(sources) != 1:
+        masks_dataset = self.masks is not None and (Path(self.masks) / "metadata.jsonl").is_file()
+        if masks_dataset and sources:
+            raise ValueError(f"masks {self.masks} is a dataset: its rows' captions are the prompts; drop "
+                             f"{', '.join(sources)}")
+        if not masks_dataset and len(sources) != 1:
             raise ValueError("give exactly one prompt source (prompt, prompts file or findings grid), got "
                              + (", ".join(sources) if sources else "none"))
+        if self.masks is not None and self.masks_from_findings:
+            raise ValueError("give masks or masks_from_findings, not both")
+        conditioned = self.masks is not None or self.masks_from_findings
+        if conditioned and self.controlnet is None:
+            raise ValueError("masks need a controlnet that reads them (synthmed train controlnet)")
+        if self.controlnet is not None and not conditioned:
+            raise ValueError("a controlnet needs masks: give masks (a folder or dataset) or masks_from_findings")
         if self.shard is not None and self.shard >= self.num_shards:
             raise ValueError(f"shard {self.shard} does not exist with num_shards {self.num_shards} (0-based)")
         if self.num_shards > 1 and self.shard is None:

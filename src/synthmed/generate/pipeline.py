@@ -30,8 +30,36 @@ def check_model_reference(model: str) -> None:
         raise ConfigError(f"--model {model!r}: no such folder (and not a hub id of the form org/name)")
 
 
+#: Text-to-image pipeline class -> its ControlNet pipeline.
+CONTROLNET_PIPELINES = {"StableDiffusionPipeline": "StableDiffusionControlNetPipeline",
+                        "StableDiffusionXLPipeline": "StableDiffusionXLControlNetPipeline"}
+
+
+def with_controlnet(pipe, controlnet):
+    """The ControlNet pipeline of ``pipe``'s kind around the same components and ``controlnet`` (a model or folder).
+
+    Raises:
+        ConfigError: ``pipe`` is not an SD 1.x/2.x or SDXL pipeline, or the ControlNet cannot be loaded.
+    """
+    import diffusers
+
+    name = CONTROLNET_PIPELINES.get(type(pipe).__name__)
+    if name is None:
+        raise ConfigError(f"--controlnet works with {', '.join(CONTROLNET_PIPELINES)}; the model is a "
+                          f"{type(pipe).__name__}")
+    if isinstance(controlnet, str | Path):
+        try:
+            controlnet = diffusers.ControlNetModel.from_pretrained(controlnet)
+        except (OSError, ValueError, TypeError) as err:
+            raise ConfigError(f"--controlnet {str(controlnet)!r}: cannot load a ControlNetModel ({err})") from err
+    parts = {k: v for k, v in pipe.components.items() if k != "controlnet"}
+    extra = {"add_watermarker": False} if "XL" in name else {"requires_safety_checker": False}
+    return getattr(diffusers, name)(**parts, controlnet=controlnet, **extra)
+
+
 def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_scale: float = 1.0,
-                  embeddings: list[str] = (), device: torch.device | str = "cpu", prior: str | None = None):
+                  embeddings: list[str] = (), device: torch.device | str = "cpu", prior: str | None = None,
+                  controlnet: str | None = None):
     """A ready-to-call diffusers text-to-image pipeline.
 
     Args:
@@ -47,6 +75,8 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
         device: Where to run.
         prior: The Kandinsky 2.2 prior pipeline (folder or hub id) that goes with a decoder
             ``model``; the two become one ``KandinskyV22CombinedPipeline``.
+        controlnet: A ControlNet folder or hub id; the pipeline becomes its ControlNet
+            pipeline (:func:`with_controlnet`) and takes an ``image=`` control image.
 
     Raises:
         ConfigError: the model, a LoRA or an embedding cannot be loaded, a Kandinsky 2.2
@@ -56,6 +86,8 @@ def load_pipeline(model: str, *, scheduler: str, loras: list[str] = (), lora_sca
     pipe = _from_pretrained(model, "--model")
     if prior is not None or type(pipe).__name__ == "KandinskyV22Pipeline":
         pipe = _combine_kandinsky22(pipe, model, prior)
+    if controlnet is not None:
+        pipe = with_controlnet(pipe, controlnet)
     pipe.synthmed_base_scheduler_config = pipe.scheduler.config  # every sampler derives from the model's own
     set_scheduler(pipe, scheduler)
     names = load_loras(pipe, list(loras), lora_scale)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import synthmed.generate.masks as masks
 import synthmed.generate.shards as shards
 from synthmed.data.dataset import DatasetWriter
 from synthmed.data.imageio import quantize
@@ -27,7 +28,7 @@ from synthmed.errors import ConfigError
 from synthmed.findings.schema import BrainMRIFindings
 from synthmed.generate.config import GenerateConfig
 from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
-from synthmed.generate.prompts import PromptSpec, collect_prompts
+from synthmed.generate.prompts import PromptSpec
 from synthmed.generate.schedulers import check_scheduler_name
 from synthmed.utils.device import resolve_device
 from synthmed.utils.outdir import first_argument, writes_to
@@ -70,8 +71,12 @@ def _to_array(image: np.ndarray, bits: int) -> np.ndarray:
 
 def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, guidance_scale: float, bits: int = 8,
                   noise: RicianNoise | None = None, negative_prompt: str | None = None, height: int | None = None,
-                  width: int | None = None) -> list[tuple[np.ndarray, dict]]:
+                  width: int | None = None, lesions: list[np.ndarray] | None = None,
+                  controlnet_scale: float = 1.0) -> list[tuple[np.ndarray, dict]]:
     """One image per prompt, each drawn with its own seed: what ``generate`` writes, in memory.
+
+    ``lesions`` (one (H, W) bool lesion mask per prompt) are the control images of a ControlNet
+    pipeline (:func:`synthmed.generate.pipeline.with_controlnet`).
 
     Returns:
         (image, row fields) per prompt: (H, W) or (H, W, 3) unsigned integers, and
@@ -84,6 +89,9 @@ def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, gui
         kwargs["height"] = height
     if width is not None:
         kwargs["width"] = width
+    if lesions is not None:
+        kwargs["image"] = [masks.control_image(m) for m in lesions]
+        kwargs["controlnet_conditioning_scale"] = controlnet_scale
     images = pipe(prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
                   generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
     out = []
@@ -100,6 +108,8 @@ def _row_fields(spec: PromptSpec, cfg: GenerateConfig, seed: int, mid: str) -> d
     fields = {"text": spec.text, "prompt": spec.text, "requested_findings": spec.findings, "seed": seed,
               "steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "scheduler": cfg.scheduler,
               "model_id": mid, "source": f"generated:{mid}"}
+    if cfg.controlnet is not None:
+        fields.update({"controlnet": model_id(cfg.controlnet), "controlnet_scale": cfg.controlnet_scale})
     if isinstance(spec.findings, BrainMRIFindings):
         fields["label"] = "tumor" if spec.findings.tumor_present else "no_tumor"
     return fields
@@ -148,8 +158,8 @@ def generate(config: GenerateConfig) -> Path:
     out = Path(cfg.out)
     # Check every input before loading the model.
     check_scheduler_name(cfg.scheduler)
-    specs = collect_prompts(prompts=cfg.prompts, prompts_file=cfg.prompts_file, findings_grid_spec=cfg.findings_grid,
-                            num_prompts=cfg.num_prompts, balance_presence=cfg.balance_presence, seed=cfg.seed)
+    specs, mask_files = masks.plan(cfg)
+    conditioned = cfg.controlnet is not None
     check_model_reference(cfg.model)
     if cfg.prior is not None:
         check_model_reference(cfg.prior)
@@ -175,21 +185,25 @@ def generate(config: GenerateConfig) -> Path:
     t0 = time.monotonic()
     if pending:
         pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
-                             embeddings=cfg.embeddings, device=device, prior=cfg.prior)
+                             embeddings=cfg.embeddings, device=device, prior=cfg.prior, controlnet=cfg.controlnet)
+        height, width = masks.output_size(cfg, mask_files, pipe) if conditioned else (cfg.height, cfg.width)
         logger.info("generating %d images (%d prompts x %d)%s, %d already written", len(mine), len(specs),
                     cfg.n_per_prompt, f", shard {shard} of {num_shards}" if num_shards > 1 else "", done)
         bar = tqdm(total=len(mine), initial=done, desc="generate", unit="img", disable=not cfg.progress)
         for batch in pending:
             batch_specs = [specs[i // cfg.n_per_prompt] for i in batch]
             seeds = [image_seed(cfg.seed, i) for i in batch]
+            lesions = masks.masks_for(cfg, mask_files, specs, batch, seeds, (height, width)) if conditioned else None
             images = sample_images(pipe, [s.text for s in batch_specs], seeds, steps=cfg.steps,
                                    guidance_scale=cfg.guidance_scale, bits=cfg.bits, noise=noise,
-                                   negative_prompt=cfg.negative_prompt, height=cfg.height, width=cfg.width)
-            for i, spec, seed, (image, extra) in zip(batch, batch_specs, seeds, images, strict=True):
+                                   negative_prompt=cfg.negative_prompt, height=height, width=width, lesions=lesions,
+                                   controlnet_scale=cfg.controlnet_scale)
+            for k, (i, spec, seed, (image, extra)) in enumerate(zip(batch, batch_specs, seeds, images, strict=True)):
                 name = image_name(i)
                 if writer.has(name):
                     continue
-                writer.add(name, image, **_row_fields(spec, cfg, seed, mid), **extra)
+                mask, drawn = (lesions[k], masks.row_fields(cfg, (height, width))) if conditioned else (None, {})
+                writer.add(name, image, mask=mask, **_row_fields(spec, cfg, seed, mid), **drawn, **extra)
                 bar.update(1)
         bar.close()
     else:

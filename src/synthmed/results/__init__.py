@@ -19,6 +19,7 @@ from synthmed.results.stages import (
     FidelityResult,
     Headline,
     LocalizationResult,
+    MaskAdherenceResult,
     PrivacyResult,
     ReaderScores,
     RealVsReal,
@@ -29,6 +30,7 @@ from synthmed.results.stages import (
 __all__ = [
     "AdherenceResult", "Agreement", "CaptionerScores", "CaptionsResult", "DownstreamComparison",
     "DownstreamCondition", "DownstreamResult", "ExplainResult", "ExplainScores", "FidelityResult", "Headline",
-    "LocalizationResult", "Metric", "PrivacyResult", "ReaderScores", "RealVsReal", "StageResult", "StudyResult",
+    "LocalizationResult", "MaskAdherenceResult", "Metric", "PrivacyResult", "ReaderScores", "RealVsReal",
+    "StageResult", "StudyResult",
     "read_result", "upgrade_v1", "write_result",
 ]

@@ -103,6 +103,33 @@ class AdherenceResult(StageResult):
         return _agreement_headline("adherence: ", stage, self.attributes, ("tumor_present", "location"))
 
 
+class MaskAdherenceResult(StageResult):
+    """``evaluate.mask-adherence``: does a model trained on real images find each generated lesion where its mask says.
+
+    ``metrics`` over every image, ``groups`` per requested size category (and ``no_tumour``), and
+    ``reference``: the same figures of the same model on real held-out images against their own masks.
+    """
+
+    kind: Literal["evaluate.mask-adherence"] = "evaluate.mask-adherence"
+    FILE: ClassVar[str] = "mask_adherence.json"
+    n: int
+    n_lesion: int
+    threshold: float
+    metrics: dict[str, Metric]
+    groups: dict[str, dict[str, Metric]] = Field(default_factory=dict)
+    reference: dict[str, Metric] = Field(default_factory=dict)
+    reference_groups: dict[str, dict[str, Metric]] = Field(default_factory=dict)
+    fake: str | None = None
+    fake_hash: str | None = None
+    segmenter: str | None = None
+    real: str | None = None
+    real_split: str | None = None
+
+    def headline(self, stage: str) -> list[Headline]:
+        return [(f"mask adherence: {k.replace('_', ' ')} ({stage}, n={m.n})", m) for k, m in self.metrics.items()
+                if k in ("dice", "centre_inside") and m.n]
+
+
 class CaptionerScores(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

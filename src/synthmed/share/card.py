@@ -29,6 +29,12 @@ KINDS: dict[str, dict[str, Any]] = {
     "textual_inversion": {"library_name": "diffusers", "pipeline_tag": "text-to-image",
                           "tags": ["textual_inversion", "text-to-image", "diffusers-training"],
                           "what": "textual-inversion embeddings (`pipe.load_textual_inversion(file)`)"},
+    "controlnet": {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+                   "tags": ["controlnet", "text-to-image", "image-segmentation", "diffusers-training"],
+                   "what": "a ControlNet that makes its base pipeline draw a lesion where a mask says "
+                           "(`ControlNetModel.from_pretrained(folder)` in the base's ControlNet pipeline)"},
+    "segmenter": {"library_name": "synthmed", "tags": ["image-segmentation"],
+                  "what": "a lesion segmenter (U-Net) trained on real image + mask pairs"},
     "findings-judge": {"library_name": "synthmed", "tags": ["image-classification"],
                        "what": "a findings judge: reads tumour presence, side and lobe from a brain-MRI slice"},
     "localizer": {"library_name": "synthmed", "tags": ["anomaly-detection", "image-segmentation", "clip"],
@@ -117,6 +123,8 @@ def card_text(folder: str | Path, *, license: str = "other") -> str:
              f"[synthmed](https://pypi.org/project/synthmed/) {prov.get('packages', {}).get('synthmed', '')}.", ""]
     if tokens:
         lines += ["## Trigger tokens", "", ", ".join(f"`{t}` ({n} vectors)" for t, n in tokens.items()), ""]
+    if isinstance(prov.get("conditioning"), str):
+        lines += ["## Conditioning image", "", prov["conditioning"], ""]
     lines += ["## Training", "", "| setting | value |", "|---|---|"]
     settings = {"kind": kind, "seed": prov.get("seed", config.get("seed")), "base model": front.get("base_model"),
                 "data rows": data.get("rows", prov.get("n_train")), "data split": data.get("split"),

@@ -16,8 +16,9 @@ from synthmed.findings.render import render_text
 from synthmed.findings.schema import HEMISPHERES, SHAPES, SIZE_CATEGORIES, BrainMRIFindings
 
 
-def disc_image(size: int, hemisphere: str | None, radius: float, rng: np.random.Generator) -> np.ndarray:
-    """A (size, size) uint8 'slice': a grey ellipse with a bright disc in one half.
+def disc_slice(size: int, hemisphere: str | None, radius: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A (size, size) uint8 'slice' (a grey ellipse with a bright disc in one half) and its disc's bool mask.
 
     Radiological convention: the patient's left is on the image's right.
     """
@@ -25,17 +26,24 @@ def disc_image(size: int, hemisphere: str | None, radius: float, rng: np.random.
     c = size / 2
     brain = ((xx - c) / (0.42 * size)) ** 2 + ((yy - c) / (0.46 * size)) ** 2 <= 1.0
     img = np.where(brain, 90.0, 10.0)
+    mask = np.zeros((size, size), bool)
     if hemisphere is not None:
         cx = c + (0.2 * size if hemisphere == "left" else -0.2 * size)
         cy = c + rng.uniform(-0.15, 0.15) * size
-        img = np.where((xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2, 230.0, img)
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
+        img = np.where(mask, 230.0, img)
     img = img + rng.normal(0, 4, img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+
+
+def disc_image(size: int, hemisphere: str | None, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """The image of :func:`disc_slice`."""
+    return disc_slice(size, hemisphere, radius, rng)[0]
 
 
 def write_disc_dataset(root: str | Path, n: int = 16, size: int = 32, seed: int = 0,
-                       paraphrases: bool = True, captions: bool = True) -> Path:
-    """Write a captioned toy dataset: tumour absent / left / right, small or large discs."""
+                       paraphrases: bool = True, captions: bool = True, masks: bool = False) -> Path:
+    """Write a captioned toy dataset: tumour absent / left / right, small or large discs (with lesion masks)."""
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(root)
     kinds = [None, "left", "right"]
@@ -51,7 +59,8 @@ def write_disc_dataset(root: str | Path, n: int = 16, size: int = 32, seed: int 
         text = render_text(f)
         para = [text.replace("Axial T1 contrast-enhanced MRI. ", "Contrast T1 axial slice. ")] if paraphrases else []
         fields = {"text": text, "paraphrases": para} if captions else {}
-        writer.add(f"img{i:03d}.png", disc_image(size, hemi, radius, rng), findings=f, split="train",
+        image, mask = disc_slice(size, hemi, radius, rng)
+        writer.add(f"img{i:03d}.png", image, mask=mask if masks else None, findings=f, split="train",
                    patient_id=f"p{i:03d}", source="phantom", **fields)
     return Path(root)
 

@@ -113,6 +113,35 @@ def write_tiny_sd(out: str | Path, seed: int = 0) -> Path:
     return Path(out)
 
 
+def write_tiny_ldm(root: str | Path, seed: int = 0) -> Path:
+    """Save a random-weight 32 px grayscale pipeline of ``synthmed train ldm``'s layout to ``root/model``.
+
+    A ``StableDiffusionPipeline`` with a 1-channel autoencoder (2x downsampling, 16x16x4 latents), a
+    2-layer BERT text encoder and a UNet with pooled-text conditioning, as the LDM trainer saves.
+    """
+    from synthmed.models.ldm import (
+        AutoencoderConfig,
+        NoiseScheduleConfig,
+        UNetConfig,
+        build_autoencoder,
+        build_noise_scheduler,
+        build_unet,
+        save_pipeline,
+    )
+    from synthmed.models.text_encoders import load_text_encoder
+    from synthmed.testing.ldm import write_tiny_text_encoder
+
+    root = Path(root)
+    text = load_text_encoder(str(write_tiny_text_encoder(root / "te", seed=seed)), max_length=32)
+    torch.manual_seed(seed)
+    vae = build_autoencoder(AutoencoderConfig(block_out_channels=(8, 8), norm_num_groups=4), image_channels=1)
+    unet = build_unet(UNetConfig(block_out_channels=(16, 32), attention=(False, True), norm_num_groups=8,
+                                 attention_heads=2), latent_channels=4, sample_size=16,
+                      cross_attention_dim=text.hidden_size)
+    return save_pipeline(root / "model", vae=vae, unet=unet, text_encoder=text.model, tokenizer=text.tokenizer,
+                         scheduler=build_noise_scheduler(NoiseScheduleConfig()))
+
+
 def write_tiny_sdxl(out: str | Path, seed: int = 0) -> Path:
     """Save a tiny ``StableDiffusionXLPipeline`` (two CLIP text encoders, text_time conditioning) to ``out``."""
     from diffusers import StableDiffusionXLPipeline

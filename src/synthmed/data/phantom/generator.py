@@ -145,7 +145,7 @@ def _brain_extent(brain: np.ndarray, midline: float, row: int, side: str) -> flo
     return float(cols.max() - midline) if side == "image_right" else float(midline - cols.min())
 
 
-def _place_tumour(tpl: TemplateSlices, z_index: int, hemisphere: str, lobe: str, spec: TumourSpec,
+def place_tumour(tpl: TemplateSlices, z_index: int, hemisphere: str, lobe: str, spec: TumourSpec,
                   head: HeadParams, rng: np.random.Generator) -> tuple[float, float, float, float] | None:
     """A template-space centre (row, col) in the region, with room for the tumour; or None."""
     brain = tpl.brain[z_index]
@@ -197,7 +197,7 @@ def _render_patient(args: tuple[PhantomConfig, _Patient]) -> list[_Slice]:
             for category in reversed(SIZE_CATEGORIES[: SIZE_CATEGORIES.index(str(rng.choice(SIZE_CATEGORIES))) + 1]):
                 spec = sample_tumour(rng, size_category=category, shape=kind["shape"], intensity=kind["intensity"],
                                      edema=kind["edema"], mass_effect=kind["mass_effect"])
-                placed = _place_tumour(tpl, int(zi), kind["hemisphere"], kind["lobe"], spec, head, rng)
+                placed = place_tumour(tpl, int(zi), kind["hemisphere"], kind["lobe"], spec, head, rng)
                 if placed is not None:
                     break
             else:  # pragma: no cover - the small size always fits

@@ -119,6 +119,20 @@ def mass_effect_coords(coords: np.ndarray, centre: tuple[float, float], radius_p
     return np.stack([ndimage.map_coordinates(coords[i], src, order=1, mode="nearest") for i in (0, 1)])
 
 
+def _outline_distance(size: int, spec: TumourSpec, centre: tuple[float, float],
+                      spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel: distance (mm) and angle from the centre, the outline radius (mm) on that ray, and the
+    signed distance to the outline along the ray in pixels (> 0 inside)."""
+    r, theta = polar_grid(size, centre, spacing, spec.angle_deg)
+    big_r = outline_radius_mm(spec, theta)
+    return r, theta, big_r, (big_r - r) / spacing
+
+
+def tumour_mask(size: int, spec: TumourSpec, centre: tuple[float, float], spacing: float) -> np.ndarray:
+    """(size, size) bool mask of the pixel centres inside the tumour outline (what :func:`paint_tumour` returns)."""
+    return _outline_distance(size, spec, centre, spacing)[3] >= 0
+
+
 def paint_tumour(img: np.ndarray, brain: np.ndarray, spec: TumourSpec, centre: tuple[float, float],
                  spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Paint the tumour (and edema) into ``img``.
@@ -133,11 +147,7 @@ def paint_tumour(img: np.ndarray, brain: np.ndarray, spec: TumourSpec, centre: t
     Returns:
         The painted image and the (S, S) bool tumour mask (pixel centres inside the outline).
     """
-    size = img.shape[0]
-    r, theta = polar_grid(size, centre, spacing, spec.angle_deg)
-    big_r = outline_radius_mm(spec, theta)
-    # Signed distance to the outline along the ray, in pixels; > 0 inside.
-    inside_px = (big_r - r) / spacing
+    r, theta, big_r, inside_px = _outline_distance(img.shape[0], spec, centre, spacing)
     alpha = np.clip(inside_px + 0.5, 0.0, 1.0)
     mask = inside_px >= 0
     rng = np.random.default_rng(spec.texture_seed)

@@ -29,9 +29,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from synthmed.data.dataset import hash_dataset
@@ -86,8 +87,8 @@ class DenoiseTrainable(torch.nn.Module):
 
     def condition(self, prompts: list[str]) -> Conditioning:
         if self.train_text:
-            ids = self.family.tokenize(self.tokenizers, prompts)
-            return self.family.encode(list(self.text_encoders), ids, self.resolution)
+            tokens = self.family.tokenize(self.tokenizers, prompts)
+            return self.family.encode(list(self.text_encoders), tokens, self.resolution)
         todo = sorted({p for p in prompts if p not in self._cache})
         if todo:
             with torch.no_grad():
@@ -233,6 +234,9 @@ class Validation:
     guidance_scale: float
     resolution: int
     seed: int
+    #: Extra pipeline arguments (a ControlNet's control images) and a row of them in [0, 1] (n, H, W, C) on top.
+    pipe_kwargs: dict = field(default_factory=dict)
+    top_row: np.ndarray | None = None
 
     @torch.no_grad()
     def grid(self):
@@ -241,9 +245,12 @@ class Validation:
         gens = [torch.Generator().manual_seed(derive_seed(self.seed, stage_key("validation"), i))
                 for i in range(len(self.prompts))]
         images = pipe(self.prompts, num_inference_steps=self.steps, guidance_scale=self.guidance_scale,
-                      generator=gens, height=self.resolution, width=self.resolution, output_type="np").images
-        rows = ([to_unit(self.real)] if self.real is not None else []) + [images]
-        return make_grid(rows)
+                      generator=gens, height=self.resolution, width=self.resolution, output_type="np",
+                      **self.pipe_kwargs).images
+        rows = [r for r in (self.top_row, to_unit(self.real) if self.real is not None else None) if r is not None]
+        if rows and rows[0].shape[-1] != images.shape[-1]:  # grayscale rows beside colour samples
+            rows = [np.repeat(r, images.shape[-1], axis=-1) if r.shape[-1] == 1 else r for r in rows]
+        return make_grid(rows + [images])
 
 
 @dataclass
@@ -284,7 +291,7 @@ def finished_run(out: Path, digest: str, max_steps: int) -> dict | None:
     except (OSError, ValueError):
         return None
     result = summary.get("result") or {}
-    exported = summary.get("lora_file") or summary.get("embedding_files")
+    exported = summary.get("lora_file") or summary.get("embedding_files") or summary.get("weights_file")
     if summary.get("config_digest") != digest or result.get("steps") != max_steps or not exported:
         return None
     files = [exported] if isinstance(exported, str) else list(exported)

@@ -69,13 +69,17 @@ class SD15:
 
         return StableDiffusionPipeline
 
-    def tokenize(self, tokenizers: list, prompts: list[str]) -> list[torch.Tensor]:
-        """(B, 77) input ids per tokenizer, padded and truncated as the pipeline does."""
+    def tokenize(self, tokenizers: list, prompts: list[str]) -> list:
+        """Per tokenizer, the (B, L) input ids and attention mask, padded and truncated as the pipeline does."""
         return [tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids for tok in tokenizers]
+                    return_tensors="pt") for tok in tokenizers]
 
-    def encode(self, text_encoders: list, ids: list[torch.Tensor], resolution: int) -> Conditioning:
-        return Conditioning(text_encoders[0](ids[0].to(text_encoders[0].device))[0])
+    def encode(self, text_encoders: list, tokens: list, resolution: int) -> Conditioning:
+        # As the pipeline's encode_prompt: the attention mask only for an encoder whose config asks for it
+        # (synthmed's from-scratch LDMs use BERT-style encoders trained with masks; CLIP does not).
+        te = text_encoders[0]
+        mask = tokens[0].attention_mask.to(te.device) if getattr(te.config, "use_attention_mask", False) else None
+        return Conditioning(te(tokens[0].input_ids.to(te.device), attention_mask=mask)[0])
 
     def pipeline_kwargs(self) -> dict:
         return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
@@ -105,10 +109,10 @@ class SDXL(SD15):
 
         return StableDiffusionXLPipeline
 
-    def encode(self, text_encoders: list, ids: list[torch.Tensor], resolution: int) -> Conditioning:
+    def encode(self, text_encoders: list, tokens: list, resolution: int) -> Conditioning:
         states, pooled = [], None
-        for te, tok_ids in zip(text_encoders, ids, strict=True):
-            out = te(tok_ids.to(te.device), output_hidden_states=True)
+        for te, tok in zip(text_encoders, tokens, strict=True):  # SDXL's pipeline passes no attention mask
+            out = te(tok.input_ids.to(te.device), output_hidden_states=True)
             pooled = out[0]  # the last encoder's projected pooled output
             states.append(out.hidden_states[-2])
         hidden = torch.cat(states, dim=-1)  # (B, 77, D1 + D2)

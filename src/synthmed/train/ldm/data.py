@@ -96,7 +96,7 @@ def _colour_mode(images: list[np.ndarray], names: list[str], meta: Path) -> bool
 
 
 def load_training_data(root: str | Path, *, resolution: int | None, split: str | None = "train",
-                       use_paraphrases: bool = True) -> TrainingData:
+                       use_paraphrases: bool = True, require_captions: bool = True) -> TrainingData:
     """Read, check and tensorise a captioned dataset directory.
 
     Args:
@@ -104,6 +104,7 @@ def load_training_data(root: str | Path, *, resolution: int | None, split: str |
         resolution: Square side to resize to; None keeps the data's size (all images must then agree).
         split: Use only rows of this split when rows carry splits; None uses every row.
         use_paraphrases: Add each row's ``paraphrases`` to its captions.
+        require_captions: Refuse rows without ``text`` (off for image + mask training: captions are then empty).
 
     Raises:
         DataError: the directory is missing or not a dataset, has no rows (in ``split``), a row
@@ -124,7 +125,7 @@ def load_training_data(root: str | Path, *, resolution: int | None, split: str |
     elif split is not None:
         logger.info("%s: rows carry no split; training on all %d rows", meta, len(records))
     missing = [r.file_name for r in records if not (r.text and r.text.strip())]
-    if missing:
+    if missing and require_captions:
         raise DataError(f"{len(missing)} of {len(records)} rows have no 'text' caption (first: {missing[0]!r}); "
                         "caption the dataset first (synthmed caption)", meta)
 
@@ -151,8 +152,8 @@ def load_training_data(root: str | Path, *, resolution: int | None, split: str |
     if all(r.mask_file_name for r in records):
         masks = torch.stack([torch.from_numpy(np.ascontiguousarray(
             _square_resize((ds.mask(r) > 0).astype(np.float32), resolution))) for r in records]).unsqueeze(1).float()
-    captions = [[r.text.strip()] + ([p.strip() for p in r.paraphrases if p.strip()] if use_paraphrases else [])
-                for r in records]
+    captions = [([r.text.strip()] if r.text and r.text.strip() else [])
+                + ([p.strip() for p in r.paraphrases if p.strip()] if use_paraphrases else []) for r in records]
     logger.info("%d training images (%s, %dx%d), %d captions", len(records), "RGB" if colour else "grayscale",
                 images.shape[-1], images.shape[-2], sum(len(c) for c in captions))
     return TrainingData(images=images, captions=captions, names=[r.file_name for r in records], bit_depth=bit_depth,

@@ -18,7 +18,8 @@ __all__ = ["EpochSampler", "derive_seed", "stage_key", "step_generator"]
 _STAGE_KEYS = {"autoencoder": 1, "unet": 2, "latents": 3, "samples": 4,
                # fine-tuning of pretrained pipelines (synthmed.train.finetune)
                "lora": 11, "textual_inversion": 12, "kandinsky_prior": 13, "kandinsky_decoder": 14,
-               "kandinsky3": 15, "validation": 16, "decoder_gan": 17}
+               "kandinsky3": 15, "validation": 16, "decoder_gan": 17, "controlnet": 18,
+               "segmenter": 19}
 
 
 def stage_key(stage: str) -> int:
