@@ -130,3 +130,38 @@ def mask_adherence_command(
                                                  ("dice", "iou", "pixel_auroc", "centre_inside", "healthy_clean")))
     console.out.print(table)
     typer.echo(f"wrote {cfg.out}")
+
+
+@evaluate_app.command("localization-tstr")
+def localization_tstr_command(
+    real: Path = typer.Option(None, "--real", help="Real dataset with masks and patient-level train/val/test splits."),
+    synthetic: Path = typer.Option(None, "--synthetic", help="Generated image + mask pairs (generate --controlnet)."),
+    out: Path = typer.Option(None, "--out", help="Result JSON file (models go beside it)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps of every segmenter."),
+    low_fraction: float = typer.Option(None, "--low-fraction", help="Fraction of real training patients of the "
+                                       "low-data conditions."),
+    threads: int | None = THREADS,
+    config: Path = CONFIG,
+) -> None:
+    """Lesion segmenters trained on real, synthetic, real + synthetic and low-data real (+ synthetic) pairs,
+    tested on the real test patients (pixel AUROC, Dice, image AUROC, TSTR/TRTR with paired intervals)."""
+    from rich.table import Table
+
+    from synthmed.evaluate.localization_tstr import LocalizationTSTRConfig, evaluate_localization_tstr
+
+    cfg = load_config(LocalizationTSTRConfig, config, {"real": real, "synthetic": synthetic, "out": out,
+                                                       "steps": steps, "low_fraction": low_fraction,
+                                                       "threads": threads})
+    result = evaluate_localization_tstr(cfg)
+    table = Table(title=f"Localisation downstream ({result.n_test} real test images, "
+                        f"{result.n_test_patients} patients, {result.steps} steps per model)")
+    for col in ("condition", "real + synthetic pairs", "pixel AUROC", "pixel Dice", "image AUROC"):
+        table.add_column(col)
+    for name, m in result.conditions.items():
+        n = result.training_pairs.get(name, {})
+        table.add_row(name, f"{n.get('real', 0)} + {n.get('synthetic', 0)}",
+                      *(m[k].text() for k in ("pixel_auroc", "pixel_dice", "image_auroc")))
+    for name, m in result.comparisons.items():
+        table.add_row(name, "", *(m[k].text() for k in ("pixel_auroc", "pixel_dice", "image_auroc")))
+    console.out.print(table)
+    typer.echo(f"wrote {cfg.out}")

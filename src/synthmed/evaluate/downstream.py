@@ -153,13 +153,12 @@ def _check_splits(real: ImageDataset, task: str) -> dict[str, list[DatasetRecord
     return splits
 
 
-def _patient_subset(data: _Data, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def patient_subset(patients: list[str], labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Row indices of a random ``fraction`` of patients, stratified by the patient's first label."""
     by_patient: dict[str, list[int]] = {}
-    for i, p in enumerate(data.patients):
+    for i, p in enumerate(patients):
         by_patient.setdefault(p, []).append(i)
     chosen: list[int] = []
-    labels = data.labels.numpy()
     for cls in np.unique(labels):
         group = sorted(p for p, rows in by_patient.items() if labels[rows[0]] == cls)
         k = max(1, int(round(fraction * len(group))))
@@ -190,7 +189,7 @@ def _plan(cfg: DownstreamConfig, real: _Data, synth: _Data | None,
         for r in cfg.ratios:
             plan.append((f"R+Sx{r:g}", all_real, synth_sample(int(round(r * n_real)), f"R+Sx{r:g}")))
     if "low" in cfg.conditions or "low+synth" in cfg.conditions:
-        low = _patient_subset(real, cfg.low_data_fraction, rng)
+        low = patient_subset(real.patients, real.labels.numpy(), cfg.low_data_fraction, rng)
         if "low" in cfg.conditions:
             plan.append(("lowR", low, none))
         if synth is not None and "low+synth" in cfg.conditions:

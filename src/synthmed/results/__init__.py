@@ -19,6 +19,7 @@ from synthmed.results.stages import (
     FidelityResult,
     Headline,
     LocalizationResult,
+    LocalizationTSTRResult,
     MaskAdherenceResult,
     PrivacyResult,
     ReaderScores,
@@ -30,7 +31,7 @@ from synthmed.results.stages import (
 __all__ = [
     "AdherenceResult", "Agreement", "CaptionerScores", "CaptionsResult", "DownstreamComparison",
     "DownstreamCondition", "DownstreamResult", "ExplainResult", "ExplainScores", "FidelityResult", "Headline",
-    "LocalizationResult", "MaskAdherenceResult", "Metric", "PrivacyResult", "ReaderScores", "RealVsReal",
-    "StageResult", "StudyResult",
+    "LocalizationResult", "LocalizationTSTRResult", "MaskAdherenceResult", "Metric", "PrivacyResult",
+    "ReaderScores", "RealVsReal", "StageResult", "StudyResult",
     "read_result", "upgrade_v1", "write_result",
 ]

@@ -130,6 +130,31 @@ class MaskAdherenceResult(StageResult):
                 if k in ("dice", "centre_inside") and m.n]
 
 
+class LocalizationTSTRResult(StageResult):
+    """``evaluate.localization-tstr``: lesion segmenters trained on real, synthetic and mixed pairs, tested on real.
+
+    ``conditions``: per condition (TRTR, TSTR, R+S, lowR, lowR+S) pixel AUROC, pixel Dice and image
+    AUROC with patient-bootstrap intervals; ``comparisons``: TSTR/TRTR and the gains, paired.
+    """
+
+    kind: Literal["evaluate.localization-tstr"] = "evaluate.localization-tstr"
+    FILE: ClassVar[str] = "localization_tstr.json"
+    conditions: dict[str, dict[str, Metric]]
+    comparisons: dict[str, dict[str, Metric]] = Field(default_factory=dict)
+    training_pairs: dict[str, dict[str, int]] = Field(default_factory=dict)
+    n_test: int
+    n_test_patients: int
+    steps: int
+    real: str | None = None
+    synthetic: str | None = None
+    synthetic_hash: str | None = None
+    seconds: float | None = None
+
+    def headline(self, stage: str) -> list[Headline]:
+        ratio = self.comparisons.get("TSTR/TRTR", {}).get("pixel_auroc")
+        return [(f"localisation TSTR/TRTR pixel AUROC ({stage}, n={ratio.n})", ratio)] if ratio else []
+
+
 class CaptionerScores(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
