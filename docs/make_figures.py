@@ -4,6 +4,7 @@
     python docs/make_figures.py runs/demo docs/images/demo_real_vs_generated.png   # real vs generated
     python docs/make_figures.py --reader-study runs/demo docs/images/reader_study.png  # the reader page
     python docs/make_figures.py --app runs/demo docs/images/app_generate.png            # the app's Generate tab
+    python docs/make_figures.py --masks GENERATED_DIR docs/images/controlnet_masks.png  # mask outline over images
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def real_vs_generated(run: Path, out: Path, per_row: int = 6) -> None:
     Image.fromarray(image_grid(tiles, ncols=per_row)).convert("L").save(out, optimize=True)
 
 
+def mask_outline_grid(generated: Path, out: Path, per_row: int = 6) -> None:
+    """Mask-conditioned images: per size group, a row of generated images over the same with their mask outlined."""
+    ds = ImageDataset(generated)
+    tiles = []
+    for size in ("small", "medium", "large"):
+        rows = [r for r in ds.records if r.requested_findings and r.requested_findings.size_category == size][:per_row]
+        tiles += [ds.image(r) for r in rows] + [overlay_outline(ds.image(r), ds.mask(r)) for r in rows]
+    Image.fromarray(image_grid(tiles, ncols=per_row)).save(out, optimize=True)
+
+
 def reader_study_page(run: Path, out: Path) -> None:
     """The reader page of a study drawn from a demo run (held-out real vs generated), half answered."""
     from synthmed.study import StudyCreateConfig, create_study
@@ -115,6 +126,8 @@ if __name__ == "__main__":
 
     if len(sys.argv) == 4 and sys.argv[1] == "--reader-study":
         reader_study_page(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--masks":
+        mask_outline_grid(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) == 4 and sys.argv[1] == "--app":
         app_generate_tab(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) == 3:  # python docs/make_figures.py RUN_DIR OUT.png

@@ -24,6 +24,8 @@ from synthmed.results import (
     ExplainScores,
     FidelityResult,
     LocalizationResult,
+    LocalizationTSTRResult,
+    MaskAdherenceResult,
     Metric,
     PrivacyResult,
     ReaderScores,
@@ -64,6 +66,16 @@ EXAMPLES = {
     "explain": ExplainResult(prompt_version="explain-v1", model="api:m", modes=["zero-shot"], n_images=6,
                              scores={"zero-shot": ExplainScores(n=6, parsed_fraction=1.0,
                                                                 attributes={"tumor_present": AGREE})}),
+    "evaluate.mask-adherence": MaskAdherenceResult(
+        n=8, n_lesion=6, threshold=0.4,
+        metrics={"dice": Metric(value=0.7, ci95=(0.6, 0.8), n=6), "centre_inside": Metric(value=0.83, n=6)},
+        groups={"large": {"dice": Metric(value=0.8, n=3)}}, reference={"dice": Metric(value=0.75, n=10)}),
+    "evaluate.localization-tstr": LocalizationTSTRResult(
+        conditions={"TRTR": {"pixel_auroc": Metric(value=0.98, ci95=(0.97, 0.99), n=20)},
+                    "TSTR": {"pixel_auroc": Metric(value=0.95, ci95=(0.93, 0.97), n=20)}},
+        comparisons={"TSTR/TRTR": {"pixel_auroc": Metric(value=0.97, ci95=(0.95, 0.99), n=20)}},
+        training_pairs={"TRTR": {"real": 40, "synthetic": 0}, "TSTR": {"real": 0, "synthetic": 40}},
+        n_test=20, n_test_patients=5, steps=100),
     "study": StudyResult(
         n_images=8, n_real=4, n_synthetic=4, questions=["realism", "findings"],
         readers={"ann": ReaderScores(n=8, metrics={"accuracy": Metric(value=0.625, ci95=(0.31, 0.86), n=8)})},
@@ -97,7 +109,7 @@ def test_golden_file_round_trips(kind, tmp_path):
 
 
 #: Kinds added after schema 2: they never wrote a schema-1 file.
-BORN_AT_SCHEMA_2 = {"study"}
+BORN_AT_SCHEMA_2 = {"study", "evaluate.mask-adherence", "evaluate.localization-tstr"}
 
 
 def test_kinds_without_schema_1_refuse_unversioned_files(tmp_path):

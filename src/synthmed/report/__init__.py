@@ -2,8 +2,9 @@
 
 The summary comes first (what was trained on what, headline metrics with intervals), then
 real-vs-generated grids per finding, training curves, fidelity, adherence, downstream,
-privacy, captioning, localisation, explanation and reader-study sections (each only when the run has its
-data), and the provenance block last. Charts are hand-written SVG, so the report needs no
+mask-conditioned generation (mask adherence, localisation TSTR), privacy, captioning,
+localisation, explanation and reader-study sections (each only when the run has its data),
+and the provenance block last. Charts are hand-written SVG, so the report needs no
 plotting library and no script.
 """
 
@@ -14,12 +15,13 @@ from pathlib import Path
 
 import synthmed.report.sections as S
 from synthmed.report.html import Page, cards
+from synthmed.report.masks import mask_conditioning
 from synthmed.report.rundata import RunData
 
 logger = logging.getLogger(__name__)
 
 #: Section ids in page order (the browser test checks for them).
-SECTION_IDS = ("summary", "grids", "training", "fidelity", "adherence", "downstream", "privacy", "captions",
+SECTION_IDS = ("summary", "grids", "training", "fidelity", "adherence", "downstream", "masks", "privacy", "captions",
                "localisation", "explanations", "study", "provenance")
 
 
@@ -38,6 +40,7 @@ def build_report(run_dir: str | Path, *, max_images: int = 6) -> str:
     page.add("fidelity", "Fidelity", S.fidelity(run))
     page.add("adherence", "Prompt adherence", S.adherence(run))
     page.add("downstream", "Downstream classifiers (TRTR vs TSTR)", S.downstream(run))
+    page.add("masks", "Mask-conditioned generation", mask_conditioning(run, max_images=max_images))
     page.add("privacy", "Privacy: memorisation audit", S.privacy(run))
     page.add("captions", "Captioning", S.captions(run))
     page.add("localisation", "Localisation", S.localisation(run))

@@ -42,7 +42,7 @@ from synthmed.train.finetune.data import FinetuneData, to_model_channels
 from synthmed.train.finetune.families import get_family
 from synthmed.train.finetune.lora import family_pipeline, load_frozen_parts
 from synthmed.train.ldm.data import TrainingData, load_training_data
-from synthmed.train.ldm.unet import choose_prompts
+from synthmed.train.ldm.unet import choose_prompts, lesion_pixel_weights
 from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.tmpfiles import apply_umask
 
@@ -60,10 +60,14 @@ class ControlNetTrainConfig(FinetuneConfig):
     Attributes:
         controlnet: Start from this trained ControlNet (folder or hub id) instead of a copy of the base UNet.
         conditioning_scale: Weight of the ControlNet's residuals in the validation grids.
+        lesion_weight: Extra denoising-loss weight on the latent pixels a lesion covers, as
+            ``synthmed train ldm``'s ``lesion_weight`` (lesions are a few percent of a slice).
     """
 
     controlnet: str | None = None
     conditioning_scale: float = Field(1.0, ge=0)
+    lesion_weight: float = Field(4.0, ge=0, description="extra loss weight on lesion pixels: the error there counts "
+                                 "(1 + lesion_weight) times (the lesion is what the mask asks for); 0: plain MSE")
     optim: FinetuneOptimConfig = FinetuneOptimConfig(lr=1e-5, min_snr_gamma=None)
 
 
@@ -215,8 +219,12 @@ def build_controlnet_run(cfg: ControlNetTrainConfig, accelerator, family, source
         return {"weights_file": WEIGHTS_FILE, "weights_bytes": size, "conditioning": CONDITIONING,
                 "rows_with_lesion": n_lesion, "rows_without_lesion": len(masks) - n_lesion}
 
+    weights = None
+    if cfg.lesion_weight > 0:
+        weights = lesion_pixel_weights(masks, (cfg.resolution // downsample,) * 2, cfg.lesion_weight)
     return FinetuneRun(name="controlnet", trainable=trainable, vae=vae, noise_scheduler=noise_scheduler, data=data,
-                       item_rows=torch.arange(len(data)), prompts_fn=prompts_fn, export=export, validation=validation)
+                       item_rows=torch.arange(len(data)), prompts_fn=prompts_fn, export=export, validation=validation,
+                       pixel_weights=weights)
 
 
 @writes_to(first_argument("config", "out"))

@@ -45,7 +45,7 @@ from synthmed.train.ldm.loop import StagePlan, StageResult, run_stage
 from synthmed.train.ldm.optim import build_optimizer as build_adamw
 from synthmed.train.ldm.randomness import EpochSampler, derive_seed, stage_key, step_generator
 from synthmed.train.ldm.samples import make_grid, save_grid, to_unit
-from synthmed.train.ldm.unet import min_snr_weights
+from synthmed.train.ldm.unet import min_snr_weights, per_sample_mse
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import prepare_out_dir
 from synthmed.utils.provenance import provenance, write_json_atomic
@@ -114,7 +114,7 @@ class DenoiseTrainable(torch.nn.Module):
 
 def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_fn: PromptsFn, noise_scheduler, *,
                          batch_size: int, grad_accum: int, min_snr_gamma: float | None, seed: int, stage: str,
-                         rank: int, world: int, device: torch.device):
+                         rank: int, world: int, device: torch.device, pixel_weights: torch.Tensor | None = None):
     """The ``loss_fn(model, step, micro)`` of :func:`synthmed.train.ldm.loop.run_stage`.
 
     Per micro-batch: pick items (an epoch permutation), pick each item's image variant
@@ -126,6 +126,8 @@ def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_
         latents: The cached posteriors.
         item_rows: (M,) int64 training item -> image row.
         prompts_fn: The prompts of a micro-batch's items.
+        pixel_weights: (rows, 1, h, w) loss weight of each latent pixel of each image row
+            (:func:`synthmed.train.ldm.unet.lesion_pixel_weights`), or None for a plain mean.
     """
     sampler = EpochSampler(len(item_rows), seed=seed, stage=stage, batch_size=batch_size, grad_accum=grad_accum,
                            world=world)
@@ -152,7 +154,8 @@ def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_
         else:
             target = noise_scheduler.get_velocity(z0, noise, timesteps)
         pred = model(noisy, timesteps, prompts)
-        per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+        weights = None if pixel_weights is None else pixel_weights[rows].to(device)
+        per_sample = per_sample_mse(pred, target, weights)
         if min_snr_gamma is not None:
             per_sample = per_sample * snr_weights(noise_scheduler, timesteps, min_snr_gamma, prediction_type)
         return per_sample.mean()
@@ -267,6 +270,7 @@ class FinetuneRun:
     export: Callable[[torch.nn.Module, StageResult], dict]
     validation: Validation | None = None
     latents: LatentCache | None = None  # precomputed targets (else the VAE posterior of the images, cached)
+    pixel_weights: torch.Tensor | None = None  # (rows, 1, h, w) latent-pixel loss weights (lesion weighting)
 
 
 def start(cfg: FinetuneConfig, owned: tuple[str, ...]):
@@ -323,7 +327,8 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
     loss_fn = make_denoise_loss_fn(latents, run.item_rows, run.prompts_fn, run.noise_scheduler,
                                    batch_size=optim.batch_size, grad_accum=optim.grad_accum,
                                    min_snr_gamma=optim.min_snr_gamma, seed=cfg.seed, stage=run.name,
-                                   rank=accelerator.process_index, world=world, device=accelerator.device)
+                                   rank=accelerator.process_index, world=world, device=accelerator.device,
+                                   pixel_weights=run.pixel_weights)
     params = [p for p in run.trainable.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     logger.info("%s: %d trainable parameters", run.name, n_trainable)

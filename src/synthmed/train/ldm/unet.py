@@ -36,6 +36,20 @@ def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float, pred
     return clipped / (snr + 1.0) if prediction_type == "v_prediction" else clipped / snr
 
 
+def lesion_pixel_weights(masks: torch.Tensor, latent_hw: tuple[int, int], weight: float) -> torch.Tensor:
+    """(N, 1, h, w) latent-pixel loss weights ``1 + weight * lesion fraction`` from (N, 1, H, W) image masks."""
+    return 1.0 + weight * torch.nn.functional.adaptive_avg_pool2d(masks.float(), latent_hw)
+
+
+def per_sample_mse(pred: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) mean squared error of each sample, weighted by (B, 1, h, w) ``pixel_weights`` when given."""
+    err = (pred.float() - target.float()).pow(2)
+    if pixel_weights is None:
+        return err.flatten(1).mean(1)
+    w = pixel_weights.float().expand_as(err)
+    return (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)
+
+
 def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tensor, embeddings: torch.Tensor,
                    noise: torch.Tensor, timesteps: torch.Tensor, *, min_snr_gamma: float | None,
                    pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,12 +72,7 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
     pred = model(noisy, timesteps, encoder_hidden_states=embeddings).sample
-    err = (pred.float() - target.float()).pow(2)
-    if pixel_weights is None:
-        per_sample = err.flatten(1).mean(1)
-    else:
-        w = pixel_weights.float().expand_as(err)
-        per_sample = (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)
+    per_sample = per_sample_mse(pred, target, pixel_weights)
     if min_snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, min_snr_gamma, prediction_type)
     return per_sample.mean()
@@ -91,8 +100,7 @@ def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scali
     noise_scheduler.alphas_cumprod = alphas  # add_noise and compute_snr index it on the latents' device
     weights = None
     if cfg.lesion_weight > 0 and lesion_masks is not None:
-        lesion = torch.nn.functional.adaptive_avg_pool2d(lesion_masks.float(), latent_mean.shape[-2:])
-        weights = 1.0 + cfg.lesion_weight * lesion  # (N, 1, h, w)
+        weights = lesion_pixel_weights(lesion_masks, latent_mean.shape[-2:], cfg.lesion_weight)  # (N, 1, h, w)
 
     def loss_fn(model: torch.nn.Module, step: int, micro: int) -> torch.Tensor:
         g = step_generator(seed, "unet", step, micro, rank)
