@@ -103,24 +103,27 @@ def mask_adherence_command(
     fake: Path = typer.Option(None, "--fake", help="Generated dataset whose rows carry their masks (mask_file_name)."),
     segmenter: Path = typer.Option(None, "--segmenter", help="Lesion segmenter trained on real images "
                                    "(synthmed train segmenter)."),
+    localizer: Path = typer.Option(None, "--localizer", help="Or a localiser trained on real images "
+                                   "(synthmed localize train)."),
     out: Path = typer.Option(None, "--out", help="Result JSON file."),
     real: Path = typer.Option(None, "--real", help="Real dataset with masks: the same figures on its held-out "
                               "rows, as the reference."),
     real_split: str = typer.Option(None, "--real-split", help="Split of --real to read (default test)."),
     config: Path = CONFIG,
 ) -> None:
-    """Dice, IoU, pixel AUROC and lesion-centre hits of each generated image against the mask it was made from."""
+    """Dice, IoU, pixel AUROC and lesion-centre hits of each generated image against the mask it was made from,
+    read by a segmenter or localiser trained on real images."""
     from rich.table import Table
 
     from synthmed.evaluate.mask_adherence import MaskAdherenceConfig, evaluate_mask_adherence
 
-    cfg = load_config(MaskAdherenceConfig, config, {"fake": fake, "segmenter": segmenter, "out": out, "real": real,
-                                                    "real_split": real_split})
+    cfg = load_config(MaskAdherenceConfig, config, {"fake": fake, "segmenter": segmenter, "localizer": localizer,
+                                                    "out": out, "real": real, "real_split": real_split})
     result = evaluate_mask_adherence(cfg)
     sources = [("generated", result.metrics, result.groups)]
     if result.reference:
         sources.append((f"real {result.real_split}", result.reference, result.reference_groups))
-    table = Table(title=f"Mask adherence (segmenter {cfg.segmenter}, threshold {result.threshold:.2f})")
+    table = Table(title=f"Mask adherence (read by {result.reader}, threshold {result.threshold:.2f})")
     for col in ("images", "group", "n", "Dice", "IoU", "pixel AUROC", "centre inside", "healthy clean"):
         table.add_column(col)
     for name, overall, groups in sources:

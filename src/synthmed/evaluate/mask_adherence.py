@@ -1,8 +1,9 @@
 """``synthmed evaluate mask-adherence``: is each generated lesion where its mask asked for it?
 
-A lesion segmenter trained on real images (``synthmed train segmenter``) reads every generated
-image; its thresholded map is compared with the mask the image was generated from (the row's
-``mask_file_name``):
+A model trained on real images reads every generated image: a lesion segmenter (``synthmed
+train segmenter``) or the CLIP-based localiser (``synthmed localize train``), each at its own
+calibrated threshold. Its thresholded map is compared with the mask the image was generated
+from (the row's ``mask_file_name``):
 
 * per lesion image: Dice and IoU, pixel AUROC of the probability map, and whether the centre
   of the largest predicted region lies inside the requested mask (``centre_inside``; no region
@@ -24,7 +25,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import ndimage
 
 from synthmed.data.dataset import ImageDataset, hash_dataset
@@ -45,7 +46,8 @@ class MaskAdherenceConfig(BaseModel):
 
     Attributes:
         fake: Generated dataset whose rows carry the mask each image was made from.
-        segmenter: A lesion segmenter folder trained on real images.
+        segmenter, localizer: The model that reads the lesions (exactly one): a lesion segmenter
+            folder or a localiser folder, trained on real images.
         out: The JSON result file.
         real: A real dataset with masks: the same figures on its ``real_split`` rows, as the reference.
         min_region_px: Smallest predicted region (pixels) that counts as a found lesion.
@@ -55,13 +57,44 @@ class MaskAdherenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fake: Path
-    segmenter: Path
+    segmenter: Path | None = None
+    localizer: Path | None = None
     out: Path
     real: Path | None = None
     real_split: str = "test"
     min_region_px: int = Field(4, ge=1)
     n_boot: int = Field(1000, ge=100)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_reader(self) -> MaskAdherenceConfig:
+        if (self.segmenter is None) == (self.localizer is None):
+            raise ValueError("give exactly one of segmenter (synthmed train segmenter) or localizer "
+                             "(synthmed localize train)")
+        return self
+
+
+class _Reader:
+    """Lesion probability maps of stored images from a segmenter or a localiser, and its threshold."""
+
+    def __init__(self, cfg: MaskAdherenceConfig):
+        if cfg.segmenter is not None:
+            from synthmed.segment import LesionSegmenter
+
+            self._segmenter = LesionSegmenter.from_pretrained(cfg.segmenter)
+            self.threshold = self._segmenter.config.threshold
+            self.name = f"segmenter {cfg.segmenter}"
+        else:
+            from synthmed.localize.localizer import load_localizer
+
+            self._localizer = load_localizer(cfg.localizer)
+            self.threshold = self._localizer.config.threshold
+            self.name = f"localizer {cfg.localizer}"
+
+    def maps(self, images: list[np.ndarray]) -> np.ndarray:
+        if hasattr(self, "_segmenter"):
+            return self._segmenter.predict(np.stack([_grey01(im) for im in images]))
+        return np.stack([o.anomaly_map for o in self._localizer.predict(images)])
 
 
 def _grey01(image: np.ndarray) -> np.ndarray:
@@ -126,7 +159,7 @@ def _group(rec: DatasetRecord, mask: np.ndarray) -> str:
     return str(size) if size else "unknown_size"
 
 
-def _read(segmenter, ds: ImageDataset, rows: list[DatasetRecord], cfg: MaskAdherenceConfig,
+def _read(reader: _Reader, ds: ImageDataset, rows: list[DatasetRecord], cfg: MaskAdherenceConfig,
           desc: str) -> tuple[list[dict[str, float]], list[str], np.ndarray, np.ndarray]:
     from tqdm.auto import tqdm
 
@@ -134,12 +167,12 @@ def _read(segmenter, ds: ImageDataset, rows: list[DatasetRecord], cfg: MaskAdher
     batch = 32
     for start in tqdm(range(0, len(rows), batch), desc=desc, unit="batch", disable=len(rows) < 64):
         chunk = rows[start:start + batch]
-        images = [_grey01(ds.image(r)) for r in chunk]
-        masks = [load_lesion_mask(ds.root / r.mask_file_name, shape=img.shape) for r, img in zip(chunk, images,
-                                                                                                  strict=True)]
-        probs = segmenter.predict(np.stack(images))
+        images = [ds.image(r) for r in chunk]
+        masks = [load_lesion_mask(ds.root / r.mask_file_name, shape=img.shape[:2]) for r, img in zip(chunk, images,
+                                                                                                      strict=True)]
+        probs = reader.maps(images)
         for rec, prob, mask in zip(chunk, probs, masks, strict=True):
-            scores.append(image_scores(prob, mask, segmenter.config.threshold, cfg.min_region_px))
+            scores.append(image_scores(prob, mask, reader.threshold, cfg.min_region_px))
             groups.append(_group(rec, mask))
             pix_t.append(mask.ravel())
             pix_s.append(prob.ravel().astype(np.float32))
@@ -159,22 +192,20 @@ def evaluate_mask_adherence(cfg: MaskAdherenceConfig) -> MaskAdherenceResult:
     """Score every generated image against its mask (and the real reference); write ``cfg.out``.
 
     Raises:
-        DataError: a dataset without mask rows, a bad mask (named), or a folder that is not a segmenter.
+        DataError: a dataset without mask rows, a bad mask (named), or a folder that is not a segmenter / localiser.
     """
-    from synthmed.segment import LesionSegmenter
-
     fake_ds, fake_rows = _rows(Path(cfg.fake))
     real = _rows(Path(cfg.real), cfg.real_split) if cfg.real is not None else None
-    segmenter = LesionSegmenter.from_pretrained(cfg.segmenter)
-    scores, groups, pix_t, pix_s = _read(segmenter, fake_ds, fake_rows, cfg, "mask adherence")
+    reader = _Reader(cfg)
+    scores, groups, pix_t, pix_s = _read(reader, fake_ds, fake_rows, cfg, "mask adherence")
     overall, by_group = _figures(scores, groups, pix_t, pix_s, cfg)
     reference, reference_groups = {}, {}
     if real is not None:
-        reference, reference_groups = _figures(*_read(segmenter, *real, cfg, "real reference"), cfg)
+        reference, reference_groups = _figures(*_read(reader, *real, cfg, "real reference"), cfg)
     result = MaskAdherenceResult(
-        n=len(scores), n_lesion=sum(g != "no_tumour" for g in groups), threshold=segmenter.config.threshold,
+        n=len(scores), n_lesion=sum(g != "no_tumour" for g in groups), threshold=reader.threshold,
         metrics=overall, groups=by_group, reference=reference, reference_groups=reference_groups,
-        fake=str(cfg.fake), fake_hash=hash_dataset(cfg.fake), segmenter=str(cfg.segmenter),
+        fake=str(cfg.fake), fake_hash=hash_dataset(cfg.fake), reader=reader.name,
         real=str(cfg.real) if cfg.real else None, real_split=cfg.real_split if cfg.real else None)
     write_result(cfg.out, result)
     return result

@@ -42,8 +42,8 @@ def mask_conditioning(run: RunData, max_images: int = 6) -> list[str]:
             rows.append([f"real {res.real_split}", "all", *_cells(res.reference, _ADHERENCE)])
             rows += [[f"real {res.real_split}", g, *_cells(m, _ADHERENCE)] for g, m in res.reference_groups.items()]
         out.append(table(["images", "group", "Dice", "IoU", "pixel AUROC", "centre inside", "healthy clean"], rows,
-                         caption=f"{s.name}: {res.n} images ({res.n_lesion} with a lesion), segmenter "
-                                 f"{res.segmenter} at threshold {res.threshold:.2f}; bootstrap / Wilson 95 %"))
+                         caption=f"{s.name}: {res.n} images ({res.n_lesion} with a lesion), read by {res.reader} "
+                                 f"at threshold {res.threshold:.2f}; bootstrap / Wilson 95 %"))
         out.append(_overlays(run, res.fake, max_images))
     for s in run.done("evaluate.localization-tstr"):
         res = s.result()

@@ -106,6 +106,8 @@ class AdherenceResult(StageResult):
 class MaskAdherenceResult(StageResult):
     """``evaluate.mask-adherence``: does a model trained on real images find each generated lesion where its mask says.
 
+    ``reader`` names that model (a lesion segmenter or a localiser) and ``threshold`` is its own.
+
     ``metrics`` over every image, ``groups`` per requested size category (and ``no_tumour``), and
     ``reference``: the same figures of the same model on real held-out images against their own masks.
     """
@@ -121,7 +123,7 @@ class MaskAdherenceResult(StageResult):
     reference_groups: dict[str, dict[str, Metric]] = Field(default_factory=dict)
     fake: str | None = None
     fake_hash: str | None = None
-    segmenter: str | None = None
+    reader: str | None = None
     real: str | None = None
     real_split: str | None = None
 
