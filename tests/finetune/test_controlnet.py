@@ -166,3 +166,18 @@ def test_training_conditioning_is_what_the_pipeline_encodes(which, tiny_ldm, tin
     prompts = ["Axial T1 contrast-enhanced MRI. A large tumour in the left hemisphere.", "No tumour is visible."]
     expected = pipe.encode_prompt(prompts, "cpu", 1, False)[0]
     assert torch.allclose(trainable.condition(prompts).hidden_states, expected, atol=1e-6)
+
+
+def test_random_mask_encoder_lets_the_mask_in_from_the_first_step(tiny_sd, mask_data, tmp_path):
+    # mask_encoder_init=random: the mask encoder's output is not zero at the start, yet the base is unchanged
+    # (the output convolutions are zero); after one step the zero-initialised variant's mask encoder is
+    # still untouched while the random one has moved.
+    from diffusers import ControlNetModel
+
+    outs = {}
+    for init in ("zero", "random"):
+        out = train_controlnet(cn_config(tiny_sd, mask_data, tmp_path / init, max_steps=1, mask_encoder_init=init,
+                                         validation_every=None))
+        outs[init] = ControlNetModel.from_pretrained(out).controlnet_cond_embedding.conv_out.weight
+    assert float(outs["zero"].abs().max()) == 0.0
+    assert float(outs["random"].abs().mean()) > 1e-3

@@ -27,6 +27,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -68,6 +69,10 @@ class ControlNetTrainConfig(FinetuneConfig):
     conditioning_scale: float = Field(1.0, ge=0)
     lesion_weight: float = Field(4.0, ge=0, description="extra loss weight on lesion pixels: the error there counts "
                                  "(1 + lesion_weight) times (the lesion is what the mask asks for); 0: plain MSE")
+    mask_encoder_init: Literal["zero", "random"] = Field(
+        "zero", description="the mask encoder's last convolution: zero (diffusers' ControlNet) or random, so the "
+        "mask reaches the ControlNet from the first step (its zero output convolutions still leave the base "
+        "model's images unchanged at the start)")
     optim: FinetuneOptimConfig = FinetuneOptimConfig(lr=1e-5, min_snr_gamma=None)
 
 
@@ -186,6 +191,8 @@ def build_controlnet_run(cfg: ControlNetTrainConfig, accelerator, family, source
     else:
         controlnet = controlnet_from_unet(unet.float(), downsample)
         unet.to(dtype=dtype)
+        if cfg.mask_encoder_init == "random":
+            controlnet.controlnet_cond_embedding.conv_out.reset_parameters()
     controlnet.train().requires_grad_(True)
     if cfg.optim.gradient_checkpointing:
         controlnet.enable_gradient_checkpointing()
