@@ -63,6 +63,9 @@ class ControlNetTrainConfig(FinetuneConfig):
         conditioning_scale: Weight of the ControlNet's residuals in the validation grids.
         lesion_weight: Extra denoising-loss weight on the latent pixels a lesion covers, as
             ``synthmed train ldm``'s ``lesion_weight`` (lesions are a few percent of a slice).
+        mask_encoder_init: ``zero`` (diffusers' ControlNet) or ``random`` for the last convolution of
+            the mask encoder; with zero both it and the output convolutions start at zero and the
+            mask reaches the network only once the latter have moved.
     """
 
     controlnet: str | None = None
