@@ -138,3 +138,17 @@ def test_cli_draws_masks_from_findings(tiny_pipeline, controlnet, tmp_path):
     assert result.exit_code == 0, result.output
     assert all(r.mask_file_name for r in ImageDataset(out).records)
     shutil.rmtree(out)
+
+
+def test_sharded_mask_conditioned_run_merges_to_the_one_process_dataset(tiny_pipeline, controlnet, tmp_path):
+    from synthmed.generate import merge
+
+    kw = dict(findings_grid="presence x hemisphere", masks_from_findings=True, batch_size=2)
+    whole = ImageDataset(generate(_cfg(tiny_pipeline, controlnet, tmp_path / "one", **kw)))
+    for shard in (0, 1):
+        generate(_cfg(tiny_pipeline, controlnet, tmp_path / "sharded", num_shards=2, shard=shard, **kw))
+    merged = ImageDataset(merge(tmp_path / "sharded"))
+    assert [r.file_name for r in merged.records] == [r.file_name for r in whole.records]
+    for a, b in zip(whole.records, merged.records, strict=True):
+        assert np.array_equal(whole.image(a), merged.image(b)) and np.array_equal(whole.mask(a), merged.mask(b))
+        assert b.mask_file_name == a.mask_file_name

@@ -75,6 +75,11 @@ def _check_image_name(name: str) -> None:
                         f"{safe_image_name(name[:-4])!r})")
 
 
+def is_dataset(path: str | Path) -> bool:
+    """Whether ``path`` is a dataset directory (holds a ``metadata.jsonl``)."""
+    return (Path(path) / METADATA_FILE).is_file()
+
+
 def read_records(root: str | Path, *, check_files: bool = True) -> list[DatasetRecord]:
     """Read and validate every row of ``root/metadata.jsonl``.
 

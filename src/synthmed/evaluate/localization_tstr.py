@@ -158,10 +158,11 @@ def _trained(cfg: LocalizationTSTRConfig, name: str, images, masks, val, identit
     folder = (cfg.work or cfg.out.with_suffix("")) / name.replace("+", "_plus_")
     done, stamp = folder / "model", folder / "identity.json"
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    if (done / "config.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+    same = stamp.is_file() and json.loads(stamp.read_text()).get("key") == key
+    if same and (done / "config.json").is_file():
         logger.info("%s: trained earlier with these settings, loaded from %s", name, done)
         return LesionSegmenter.from_pretrained(done)
-    if folder.exists() and not (stamp.is_file() and json.loads(stamp.read_text()).get("key") == key):
+    if folder.exists() and not same:
         shutil.rmtree(folder)  # another run's work: start this condition afresh
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stamp, {"key": key, **identity})

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from synthmed.data.dataset import is_dataset
+
 
 class GenerateConfig(BaseModel):
     """What to generate, from which model, and how.
@@ -70,7 +72,7 @@ class GenerateConfig(BaseModel):
     def _one_source(self) -> GenerateConfig:
         sources = [n for n, v in (("prompts", self.prompts), ("prompts_file", self.prompts_file),
                                   ("findings_grid", self.findings_grid)) if v]
-        masks_dataset = self.masks is not None and (Path(self.masks) / "metadata.jsonl").is_file()
+        masks_dataset = self.masks is not None and is_dataset(self.masks)
         if masks_dataset and sources:
             raise ValueError(f"masks {self.masks} is a dataset: its rows' captions are the prompts; drop "
                              f"{', '.join(sources)}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthmed.data.dataset import is_dataset
 from synthmed.data.imageio import load_lesion_mask
 from synthmed.errors import ConfigError, DataError
 from synthmed.findings.render import render_text
@@ -28,10 +29,6 @@ from synthmed.generate.config import GenerateConfig
 from synthmed.generate.prompts import PromptSpec, collect_prompts
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-
-
-def is_dataset(path: Path) -> bool:
-    return (Path(path) / "metadata.jsonl").is_file()
 
 
 def _dataset_masks(root: Path) -> tuple[list[PromptSpec], list[Path]]:

@@ -109,13 +109,14 @@ def merge_shards(out: str | Path, run_file: str, name_of: Callable[[int], str]) 
                             f"--num-shards {k} --shard {shard} (it resumes), then merge", d)
         rows.update({n: (d, have[n]) for n in wanted})
     with outdir.exclusive(out):
-        (out / "images").mkdir(parents=True, exist_ok=True)
         for d, rec in rows.values():
-            src, dst = d / rec.file_name, out / rec.file_name
-            if src.is_file():
-                os.replace(src, dst)
-            elif not dst.is_file():  # moved by a merge that stopped before writing the rows
-                raise DataError(f"image {rec.file_name} is neither in its shard nor merged", d)
+            for name in filter(None, (rec.file_name, rec.mask_file_name)):  # the image and, if any, its mask
+                src, dst = d / name, out / name
+                if src.is_file():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+                elif not dst.is_file():  # moved by a merge that stopped before writing the rows
+                    raise DataError(f"{name} is neither in its shard nor merged", d)
         write_records(out, [rows[n][1] for n in names])
         merged = {k2: v for k2, v in first.items() if k2 not in ("shard",)}
         write_json_atomic(out / run_file, {**merged, "merged_from_shards": k})

@@ -14,14 +14,12 @@ def _cells(metrics: dict, keys: tuple[str, ...]) -> list:
     return [with_ci(metrics[k].value, metrics[k].ci95) if k in metrics else with_ci(None, None) for k in keys]
 
 
-def _overlays(run: RunData, fake: str | None, n: int) -> str:
+def _overlays(fake: str | None, n: int) -> str:
     """Up to ``n`` generated lesion images with their requested mask outlined."""
-    from pathlib import Path
-
-    from synthmed.data.dataset import ImageDataset
+    from synthmed.data.dataset import ImageDataset, is_dataset
     from synthmed.viz import overlay_outline
 
-    if not fake or not (Path(fake) / "metadata.jsonl").is_file():
+    if not fake or not is_dataset(fake):
         return ""
     ds = ImageDataset(fake)
     rows = [r for r in ds.records if r.mask_file_name][: 4 * n]
@@ -44,7 +42,7 @@ def mask_conditioning(run: RunData, max_images: int = 6) -> list[str]:
         out.append(table(["images", "group", "Dice", "IoU", "pixel AUROC", "centre inside", "healthy clean"], rows,
                          caption=f"{s.name}: {res.n} images ({res.n_lesion} with a lesion), read by {res.reader} "
                                  f"at threshold {res.threshold:.2f}; bootstrap / Wilson 95 %"))
-        out.append(_overlays(run, res.fake, max_images))
+        out.append(_overlays(res.fake, max_images))
     for s in run.done("evaluate.localization-tstr"):
         res = s.result()
         if res is None or not res.conditions:
