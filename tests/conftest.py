@@ -47,6 +47,28 @@ def disc_segmenter(disc_masks: Path, tmp_path_factory: pytest.TempPathFactory) -
     return train_segmenter(_seg_config(disc_masks, tmp_path_factory.mktemp("seg") / "model"))
 
 
+@pytest.fixture(scope="session")
+def mask_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 captioned 32 px disc images with lesion masks (read-only)."""
+    return write_disc_dataset(tmp_path_factory.mktemp("mask_ldm") / "data", n=12, size=32, masks=True)
+
+
+@pytest.fixture(scope="session")
+def mask_ldm(tmp_path_factory: pytest.TempPathFactory, mask_data: Path) -> Path:
+    """A tiny LDM trained a few steps with ``unet.condition: mask`` (read-only)."""
+    from synthmed.testing.ldm import tiny_train_config, write_tiny_text_encoder
+    from synthmed.train.ldm import train_ldm
+
+    root = tmp_path_factory.mktemp("mask_ldm")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_ldm(tiny_train_config(mask_data, root / "model", write_tiny_text_encoder(root / "te"),
+                                           unet={"condition": "mask"}))
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module on one torch thread: tiny networks are faster so, above all on a loaded 2-core machine.

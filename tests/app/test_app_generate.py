@@ -95,3 +95,23 @@ def test_export_writes_a_dataset_of_the_chosen_images(models, tmp_path):
         np.testing.assert_array_equal(ds.image(rec), g.image)
     with pytest.raises(ConfigError, match="no image chosen"):
         G.export_dataset(images, [], model_id="tiny")
+
+
+def test_a_mask_conditioned_model_draws_each_image_around_the_mask_generate_draws(mask_ldm):
+    models = AppModels(AppConfig(model=str(mask_ldm), device="cpu"))
+    f = G.findings_from_form(True, "left")
+    images = G.generate_images(models, G.prompt_for(f), f, n=2, seed=3, steps=2, guidance_scale=2.0,
+                               scheduler="euler-ancestral")
+    from synthmed.data.phantom.masks import lesion_mask_for
+
+    for g in images:
+        assert g.mask is not None and g.mask.any()
+        assert np.array_equal(g.mask, lesion_mask_for(f, size=32, seed=g.seed))
+        shown = g.shown()
+        assert shown.shape == (32, 32, 3) and (shown[g.mask] != g.image[g.mask][:, None]).any()  # outlined in red
+    archive = G.export_dataset(images, [0], model_id=str(mask_ldm))
+    with zipfile.ZipFile(archive) as z:
+        assert any(n.startswith("synthmed-generated/masks/") for n in z.namelist())
+    with pytest.raises(ConfigError, match="form's findings"):
+        G.generate_images(models, "an edited prompt", None, n=1, seed=0, steps=2, guidance_scale=2.0,
+                          scheduler="ddim")

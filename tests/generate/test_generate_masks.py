@@ -112,7 +112,7 @@ def test_bad_masks_are_named_before_the_model_loads(controlnet, tmp_path):
 
 
 def test_conditioning_options_are_checked():
-    with pytest.raises(ValueError, match="need a controlnet"):
+    with pytest.raises(ValueError, match="need a model that reads them: a controlnet"):
         GenerateConfig(model="m", out="o", prompts=["a"], masks_from_findings=True)
     with pytest.raises(ValueError, match="needs masks"):
         GenerateConfig(model="m", out="o", prompts=["a"], controlnet="c")

@@ -63,6 +63,16 @@ class GeneratedImage:
     extra: dict = field(default_factory=dict)
     reliable: tuple[str, ...] | None = None
     sampling: dict = field(default_factory=dict)
+    #: The lesion mask the image was drawn around (a mask-conditioned model), else None.
+    mask: np.ndarray | None = None
+
+    def shown(self) -> np.ndarray:
+        """The image as the gallery shows it: with the requested lesion outlined in red when there is one."""
+        if self.mask is None or not self.mask.any():
+            return self.image
+        from synthmed.viz import overlay_outline
+
+        return overlay_outline(self.image, self.mask)
 
     def caption(self, index: int) -> str:
         """``#1 · ✗ lobe (asked parietal, read frontal) · judge: tumour, left frontal · seed 123``."""
@@ -105,12 +115,16 @@ def generate_images(models: AppModels, prompt: str, requested: BrainMRIFindings 
                     steps: int, guidance_scale: float, scheduler: str, progress=None) -> list[GeneratedImage]:
     """``n`` images of ``prompt``; image ``i`` is seeded as ``synthmed generate --seed seed`` seeds its image ``i``.
 
+    A mask-conditioned model (``train ldm --condition mask``) draws image ``i`` around the lesion
+    mask and head that ``synthmed generate --masks-from-findings`` draws for it (same seed, same mask).
+
     Args:
         progress: Called with (done, total) after each image.
 
     Raises:
         ConfigError: an empty prompt, a bad count or sampler, or no generator.
     """
+    from synthmed.data.phantom.masks import lesion_layout
     from synthmed.generate.run import image_seed, sample_images
     from synthmed.generate.schedulers import check_scheduler_name
 
@@ -121,15 +135,23 @@ def generate_images(models: AppModels, prompt: str, requested: BrainMRIFindings 
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     check_scheduler_name(scheduler)
+    mask_conditioned = models.mask_conditioned()
+    if mask_conditioned and requested is None:
+        raise ConfigError("this model draws each slice around a lesion mask taken from the form's findings; keep "
+                          "the prompt the form writes (an edited prompt states no findings to draw a mask from)")
     pipe = models.pipeline(scheduler)
     noise = models.noise()
+    side = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
     out: list[GeneratedImage] = []
     for i in range(n):
         s = image_seed(seed, i)
+        layout = lesion_layout(requested, size=side, seed=s) if mask_conditioned else None
         ((image, extra),) = sample_images(pipe, [prompt], [s], steps=steps, guidance_scale=guidance_scale,
-                                          noise=noise)
+                                          noise=noise, lesions=[layout.lesion] if layout else None,
+                                          heads=[layout.head] if layout else None)
         out.append(GeneratedImage(image, s, prompt, requested, extra=extra, sampling={
-            "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler}))
+            "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler},
+            mask=layout.lesion if layout else None))
         if progress is not None:
             progress(i + 1, n)
     read_back(models, out)
@@ -175,5 +197,5 @@ def export_dataset(images: list[GeneratedImage], chosen: list[int], *, model_id:
                       **g.sampling, "model_id": model_id, "source": f"generated:{model_id}", **g.extra}
             if isinstance(g.requested, BrainMRIFindings):
                 fields["label"] = "tumor" if g.requested.tumor_present else "no_tumor"
-            writer.add(f"gen_seed{g.seed}.png", g.image, **fields)
+            writer.add(f"gen_seed{g.seed}.png", g.image, mask=g.mask, **fields)
     return Path(shutil.make_archive(str(root), "zip", root_dir=tmp, base_dir=root.name))

@@ -127,6 +127,12 @@ class AppModels:
         set_scheduler(pipe, scheduler)
         return pipe
 
+    def mask_conditioned(self) -> bool:
+        """Whether the generator paints lesions into given masks (``train ldm --condition mask``)."""
+        from synthmed.models.ldm import is_mask_conditioned_model
+
+        return is_mask_conditioned_model(self.require_generation().model)
+
     def noise(self):
         from synthmed.generate.run import noise_model_for
 

@@ -109,7 +109,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                                            progress=lambda d, t: progress(d / t, desc=f"image {d} of {t}"))
                 captions = [im.caption(k) for k, im in enumerate(images)]
                 labels = [f"#{k + 1}" for k in range(len(images))]
-                return ([(im.image, c) for im, c in zip(images, captions, strict=True)], images,
+                return ([(im.shown(), c) for im, c in zip(images, captions, strict=True)], images,
                         gr.update(choices=labels, value=labels))
 
             @shown_errors

@@ -63,8 +63,8 @@ def generate_command(
     With --interpolate-to or --inpaint-image it makes an interpolation row or inpainted images instead.
     With --num-shards K --shard i it makes one shard of the run (merge them with --merge OUT); under
     `accelerate launch` each process makes its own shard and the main process merges.
-    With --controlnet and --masks or --masks-from-findings each image is drawn around a lesion mask,
-    written beside it (mask_file_name).
+    With --masks or --masks-from-findings and a model that reads masks (--controlnet, or a model from
+    `train ldm --condition mask`) each image is drawn around a lesion mask, written beside it (mask_file_name).
     """
     from synthmed.errors import ConfigError
     from synthmed.generate import GenerateConfig, generate

@@ -37,6 +37,9 @@ def ldm_command(
     pretrained_autoencoder: str | None = typer.Option(
         None, "--pretrained-autoencoder", help="A trained AutoencoderKL (folder, pipeline folder, or "
         "builtin:phantom-vae-128): stage 1 is skipped."),
+    condition: str | None = typer.Option(
+        None, "--condition", help="text (default) or mask: condition on text and each row's lesion mask; the "
+        "model then paints lesions where a mask says (generate --masks / --masks-from-findings)."),
     seed: int | None = SEED,
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
@@ -51,7 +54,7 @@ def ldm_command(
                  "minutes": minutes, "resolution": resolution, "text_encoder": text_encoder, "seed": seed,
                  "pretrained_autoencoder": pretrained_autoencoder,
                  "resume": resume or None, "overwrite": overwrite or None, "mixed_precision": mixed_precision,
-                 "progress": False if no_progress else None}
+                 "progress": False if no_progress else None, "unet": {"condition": condition} if condition else None}
     cfg = load_config(LDMTrainConfig, config, overrides)
     path = train_ldm(cfg)
     typer.echo(f"model saved to {path}")

@@ -81,17 +81,29 @@ class GenerateConfig(BaseModel):
                              + (", ".join(sources) if sources else "none"))
         if self.masks is not None and self.masks_from_findings:
             raise ValueError("give masks or masks_from_findings, not both")
-        conditioned = self.masks is not None or self.masks_from_findings
-        if conditioned and self.controlnet is None:
-            raise ValueError("masks need a controlnet that reads them (synthmed train controlnet)")
-        if self.controlnet is not None and not conditioned:
-            raise ValueError("a controlnet needs masks: give masks (a folder or dataset) or masks_from_findings")
+        from synthmed.models.ldm import is_mask_conditioned_model
+
+        conditioned = self.mask_conditioned
+        mask_model = is_mask_conditioned_model(self.model)
+        if conditioned and self.controlnet is None and not mask_model:
+            raise ValueError("masks need a model that reads them: a controlnet (synthmed train controlnet) or a "
+                             "mask-conditioned model (synthmed train ldm with unet.condition: mask)")
+        if self.controlnet is not None and mask_model:
+            raise ValueError(f"model {self.model} is mask-conditioned itself; drop controlnet")
+        if (self.controlnet is not None or mask_model) and not conditioned:
+            needs = "a controlnet" if self.controlnet is not None else f"the mask-conditioned model {self.model}"
+            raise ValueError(f"{needs} needs masks: give masks (a folder or dataset) or masks_from_findings")
         if self.shard is not None and self.shard >= self.num_shards:
             raise ValueError(f"shard {self.shard} does not exist with num_shards {self.num_shards} (0-based)")
         if self.num_shards > 1 and self.shard is None:
             raise ValueError("num_shards > 1 needs shard (which one this process makes); under accelerate launch "
                              "leave both unset")
         return self
+
+    @property
+    def mask_conditioned(self) -> bool:
+        """Whether each image is drawn around a lesion mask (given or drawn from findings)."""
+        return self.masks is not None or self.masks_from_findings
 
     def run_identity(self) -> dict:
         """The settings that decide which images a run produces (checked when resuming)."""

@@ -31,7 +31,7 @@ from synthmed.generate.prompts import PromptSpec, collect_prompts
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 
-def _dataset_masks(root: Path) -> tuple[list[PromptSpec], list[Path]]:
+def _dataset_masks(root: Path) -> tuple[list[PromptSpec], list[Path], list[Path]]:
     from synthmed.data.dataset import read_records
 
     rows = [r for r in read_records(root) if r.mask_file_name]
@@ -44,7 +44,7 @@ def _dataset_masks(root: Path) -> tuple[list[PromptSpec], list[Path]]:
             raise DataError(f"row {r.file_name!r} has neither text nor findings to prompt with",
                             root / "metadata.jsonl")
         specs.append(PromptSpec(text, r.findings))
-    return specs, [root / r.mask_file_name for r in rows]
+    return specs, [root / r.mask_file_name for r in rows], [root / r.file_name for r in rows]
 
 
 def _folder_masks(folder: Path, specs: list[PromptSpec]) -> tuple[list[PromptSpec], list[Path]]:
@@ -59,8 +59,8 @@ def _folder_masks(folder: Path, specs: list[PromptSpec]) -> tuple[list[PromptSpe
     return specs, files
 
 
-def plan(cfg: GenerateConfig) -> tuple[list[PromptSpec], list[Path] | None]:
-    """The run's prompts and, with ``--masks``, each prompt's mask file (checked).
+def plan(cfg: GenerateConfig) -> tuple[list[PromptSpec], list[Path] | None, list[Path] | None]:
+    """The run's prompts and, with ``--masks``, each prompt's mask file (checked) and, for a dataset, its image.
 
     Raises:
         ConfigError / DataError: a bad folder, a count mismatch, a prompt without findings for
@@ -76,17 +76,21 @@ def plan(cfg: GenerateConfig) -> tuple[list[PromptSpec], list[Path] | None]:
             raise ConfigError(f"--masks-from-findings draws each mask from its prompt's findings, but prompt "
                               f"{missing[0]} ({specs[missing[0]].text!r}) states none; use a findings grid or "
                               "balanced:DATASET")
-        return specs, None
+        return specs, None, None
     if cfg.masks is None:
-        return specs, None
+        return specs, None, None
     folder = Path(cfg.masks)
     if not folder.is_dir():
         raise ConfigError(f"--masks {folder}: no such folder")
-    specs, files = _dataset_masks(folder) if is_dataset(folder) else _folder_masks(folder, specs)
+    images = None
+    if is_dataset(folder):
+        specs, files, images = _dataset_masks(folder)
+    else:
+        specs, files = _folder_masks(folder, specs)
     shape = (cfg.height, cfg.width) if cfg.height and cfg.width else None
     for f in files:
         shape = load_lesion_mask(f, shape=shape).shape
-    return specs, files
+    return specs, files, images
 
 
 def output_size(cfg: GenerateConfig, files: list[Path] | None, pipe) -> tuple[int, int]:
@@ -99,21 +103,49 @@ def output_size(cfg: GenerateConfig, files: list[Path] | None, pipe) -> tuple[in
     return cfg.height or side, cfg.width or side
 
 
+def check_heads_available(cfg: GenerateConfig, images: list[Path] | None) -> None:
+    """Refuse a run whose model needs head outlines (a mask-conditioned LDM) when the masks come without them.
+
+    Raises:
+        ConfigError: ``--masks FOLDER`` of bare lesion masks.
+    """
+    if not cfg.masks_from_findings and images is None:
+        raise ConfigError(f"--masks {cfg.masks}: a mask-conditioned model draws each slice inside a head outline, "
+                          "which a folder of lesion masks does not give; use a dataset (the head is found in each "
+                          "row's image) or --masks-from-findings")
+
+
 def masks_for(cfg: GenerateConfig, files: list[Path] | None, specs: list[PromptSpec], indices: list[int],
-              seeds: list[int], size: tuple[int, int]) -> list[np.ndarray]:
-    """The (H, W) bool lesion mask of each image index (its prompt's file, or drawn with the image's seed)."""
-    out = []
+              seeds: list[int], size: tuple[int, int], *, images: list[Path] | None = None,
+              heads: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """The (H, W) bool lesion mask of each image index (its prompt's file, or drawn with the image's seed), and
+    with ``heads`` its head outline (the drawn phantom slice's, or found in the dataset row's image)."""
+    lesions, outlines = [], []
     for i, seed in zip(indices, seeds, strict=True):
         prompt = i // cfg.n_per_prompt
         if files is not None:
-            out.append(load_lesion_mask(files[prompt], shape=size))
+            lesions.append(load_lesion_mask(files[prompt], shape=size))
+            if heads:
+                outlines.append(_head_of_image(images[prompt], size))  # type: ignore[index]
             continue
-        from synthmed.data.phantom.masks import lesion_mask_for
+        from synthmed.data.phantom.masks import lesion_layout
 
         if size[0] != size[1]:
             raise ConfigError(f"--masks-from-findings draws square phantom masks; the images are {size[1]}x{size[0]}")
-        out.append(lesion_mask_for(specs[prompt].findings, size=size[0], seed=seed))
-    return out
+        layout = lesion_layout(specs[prompt].findings, size=size[0], seed=seed)
+        lesions.append(layout.lesion)
+        outlines.append(layout.head)
+    return lesions, outlines if heads else None
+
+
+def _head_of_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+    from synthmed.data.head_mask import head_mask
+    from synthmed.data.imageio import load_image, to_float01
+
+    image = to_float01(load_image(path))
+    if image.shape[:2] != tuple(size):
+        raise DataError(f"image is {image.shape[1]}x{image.shape[0]} px but its mask is {size[1]}x{size[0]} px", path)
+    return head_mask(image)
 
 
 def row_fields(cfg: GenerateConfig, size: tuple[int, int]) -> dict:

@@ -30,6 +30,7 @@ from synthmed.generate.config import GenerateConfig
 from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
 from synthmed.generate.prompts import PromptSpec
 from synthmed.generate.schedulers import check_scheduler_name
+from synthmed.models.ldm import is_mask_conditioned_model, mask_pipeline_inputs
 from synthmed.utils.device import resolve_device
 from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import provenance, write_json_atomic
@@ -72,11 +73,14 @@ def _to_array(image: np.ndarray, bits: int) -> np.ndarray:
 def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, guidance_scale: float, bits: int = 8,
                   noise: RicianNoise | None = None, negative_prompt: str | None = None, height: int | None = None,
                   width: int | None = None, lesions: list[np.ndarray] | None = None,
+                  heads: list[np.ndarray] | None = None,
                   controlnet_scale: float = 1.0) -> list[tuple[np.ndarray, dict]]:
     """One image per prompt, each drawn with its own seed: what ``generate`` writes, in memory.
 
     ``lesions`` (one (H, W) bool lesion mask per prompt) are the control images of a ControlNet
-    pipeline (:func:`synthmed.generate.pipeline.with_controlnet`).
+    pipeline (:func:`synthmed.generate.pipeline.with_controlnet`), or, with each image's head
+    outline (``heads``), the conditioning of a mask-conditioned model's inpainting pipeline
+    (:func:`synthmed.models.ldm.mask_pipeline_inputs`).
 
     Returns:
         (image, row fields) per prompt: (H, W) or (H, W, 3) unsigned integers, and
@@ -89,9 +93,13 @@ def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, gui
         kwargs["height"] = height
     if width is not None:
         kwargs["width"] = width
-    if lesions is not None:
+    if lesions is not None and hasattr(pipe, "controlnet"):
         kwargs["image"] = [masks.control_image(m) for m in lesions]
         kwargs["controlnet_conditioning_scale"] = controlnet_scale
+    elif lesions is not None:
+        if heads is None:
+            raise ConfigError("a mask-conditioned model needs each image's head outline beside its lesion mask")
+        kwargs.update(mask_pipeline_inputs(lesions, heads, pipe.vae.config.in_channels))
     images = pipe(prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
                   generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
     out = []
@@ -158,8 +166,11 @@ def generate(config: GenerateConfig) -> Path:
     out = Path(cfg.out)
     # Check every input before loading the model.
     check_scheduler_name(cfg.scheduler)
-    specs, mask_files = masks.plan(cfg)
-    conditioned = cfg.controlnet is not None
+    specs, mask_files, mask_images = masks.plan(cfg)
+    conditioned = cfg.mask_conditioned
+    wants_heads = is_mask_conditioned_model(cfg.model)
+    if wants_heads:
+        masks.check_heads_available(cfg, mask_images)
     check_model_reference(cfg.model)
     if cfg.prior is not None:
         check_model_reference(cfg.prior)
@@ -193,11 +204,12 @@ def generate(config: GenerateConfig) -> Path:
         for batch in pending:
             batch_specs = [specs[i // cfg.n_per_prompt] for i in batch]
             seeds = [image_seed(cfg.seed, i) for i in batch]
-            lesions = masks.masks_for(cfg, mask_files, specs, batch, seeds, (height, width)) if conditioned else None
+            lesions, heads = masks.masks_for(cfg, mask_files, specs, batch, seeds, (height, width), images=mask_images,
+                                             heads=wants_heads) if conditioned else (None, None)
             images = sample_images(pipe, [s.text for s in batch_specs], seeds, steps=cfg.steps,
                                    guidance_scale=cfg.guidance_scale, bits=cfg.bits, noise=noise,
                                    negative_prompt=cfg.negative_prompt, height=height, width=width, lesions=lesions,
-                                   controlnet_scale=cfg.controlnet_scale)
+                                   heads=heads, controlnet_scale=cfg.controlnet_scale)
             for k, (i, spec, seed, (image, extra)) in enumerate(zip(batch, batch_specs, seeds, images, strict=True)):
                 name = image_name(i)
                 if writer.has(name):

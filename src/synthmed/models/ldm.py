@@ -12,6 +12,7 @@ the networks they train.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -150,7 +151,7 @@ def load_autoencoder(ref: str | Path) -> torch.nn.Module:
 
 
 def build_unet(cfg: UNetConfig, *, latent_channels: int, sample_size: int,
-               cross_attention_dim: int) -> torch.nn.Module:
+               cross_attention_dim: int, mask_conditioned: bool = False) -> torch.nn.Module:
     """An untrained ``UNet2DConditionModel`` for (B, latent_channels, sample_size, sample_size) latents.
 
     Args:
@@ -158,13 +159,17 @@ def build_unet(cfg: UNetConfig, *, latent_channels: int, sample_size: int,
         latent_channels: Channels of the autoencoder's latent.
         sample_size: Side of the latent in pixels (image side / downsample factor).
         cross_attention_dim: Width of the text encoder's token embeddings.
+        mask_conditioned: Take ``2 * latent_channels + 1`` input channels, the layout of diffusers'
+            inpainting UNets (noisy latent, a mask channel, a conditioning image's latent); see
+            :func:`is_mask_conditioned_unet`.
     """
     from diffusers import UNet2DConditionModel
 
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention))
     return UNet2DConditionModel(
-        sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
+        sample_size=sample_size, in_channels=2 * latent_channels + 1 if mask_conditioned else latent_channels,
+        out_channels=latent_channels,
         down_block_types=down, up_block_types=up, mid_block_type="UNetMidBlock2DCrossAttn",
         block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
         transformer_layers_per_block=cfg.transformer_layers_per_block,
@@ -184,13 +189,20 @@ def build_noise_scheduler(cfg: NoiseScheduleConfig):
                          prediction_type=cfg.prediction_type, clip_sample=False, steps_offset=1)
 
 
-def assemble_pipeline(*, vae, unet, text_encoder, tokenizer, scheduler):
-    """A ``StableDiffusionPipeline`` from trained parts (no safety checker, no image encoder)."""
-    from diffusers import StableDiffusionPipeline
+def is_mask_conditioned_unet(unet) -> bool:
+    """Whether ``unet`` takes the inpainting layout (noisy latent, mask channel, conditioning latent)."""
+    return unet.config.in_channels == 2 * unet.config.out_channels + 1
 
-    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   image_encoder=None, requires_safety_checker=False)
+
+def assemble_pipeline(*, vae, unet, text_encoder, tokenizer, scheduler):
+    """A ``StableDiffusionPipeline`` from trained parts (no safety checker, no image encoder), or a
+    ``StableDiffusionInpaintPipeline`` for a mask-conditioned UNet (:func:`is_mask_conditioned_unet`)."""
+    import diffusers
+
+    kind = "StableDiffusionInpaintPipeline" if is_mask_conditioned_unet(unet) else "StableDiffusionPipeline"
+    return getattr(diffusers, kind)(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                    image_encoder=None, requires_safety_checker=False)
 
 
 def save_pipeline(out: str | Path, **parts) -> Path:
@@ -205,3 +217,74 @@ def save_pipeline(out: str | Path, **parts) -> Path:
     assemble_pipeline(**parts).save_pretrained(out, safe_serialization=True)
     apply_umask(out)
     return out
+
+
+def is_mask_conditioned_model(model: str | Path) -> bool:
+    """Whether ``model`` is a folder of ``synthmed train ldm`` trained with ``unet.condition: mask``.
+
+    Read from its ``synthmed.json``, so a real inpainting model (which has the same UNet layout
+    but other semantics) is never mistaken for one.
+    """
+    record = Path(model) / "synthmed.json"
+    if not record.is_file():
+        return False
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return info.get("kind") == "ldm" and info.get("config", {}).get("unet", {}).get("condition") == "mask"
+
+
+#: Grey levels of a mask-conditioned model's conditioning picture: air, head, lesion.
+CONDITION_LEVELS = (0, 128, 255)
+
+
+def condition_picture(lesion, head):
+    """(H, W) uint8 conditioning picture of a mask-conditioned model: black air, grey head, white lesion.
+
+    Args:
+        lesion: (H, W) bool lesion mask (empty: a slice without a lesion).
+        head: (H, W) bool head outline (:func:`synthmed.data.head_mask.head_mask`).
+    """
+    import numpy as np
+
+    air, inside, lesion_level = CONDITION_LEVELS
+    picture = np.where(np.asarray(head, dtype=bool), inside, air)
+    return np.where(np.asarray(lesion, dtype=bool), lesion_level, picture).astype(np.uint8)
+
+
+def mask_pictures(lesions: torch.Tensor, heads: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, 1, H, W) lesion and head masks in [0, 1] -> (N, channels, H, W) conditioning pictures in [-1, 1].
+
+    What a mask-conditioned model's VAE encodes in training: :func:`condition_picture` scaled as the
+    inpainting pipeline scales the ``image`` that :func:`mask_pipeline_inputs` hands it.
+    """
+    air, inside, lesion_level = CONDITION_LEVELS
+    levels = torch.where(heads > 0.5, float(inside), float(air))
+    levels = torch.where(lesions > 0.5, float(lesion_level), levels)
+    return (levels / 255.0 * 2.0 - 1.0).repeat(1, channels, 1, 1)
+
+
+def mask_pipeline_inputs(lesions, heads, channels: int) -> dict:
+    """``image`` and ``mask_image`` keyword arguments that make a mask-conditioned model's
+    ``StableDiffusionInpaintPipeline`` draw a slice with the given head outline and lesion.
+
+    ``image`` is each :func:`condition_picture` (grayscale or RGB after the VAE's channels) and
+    ``mask_image`` an all-black image, so the pipeline's "masked image" is the picture itself and
+    its mask channel is zero, as in training (:func:`mask_pictures`). An empty lesion mask asks
+    for a slice without a lesion.
+
+    Args:
+        lesions, heads: (H, W) bool masks, one pair per image.
+        channels: The VAE's image channels.
+    """
+    import numpy as np
+    from PIL import Image
+
+    images, blanks = [], []
+    for lesion, head in zip(lesions, heads, strict=True):
+        picture = condition_picture(lesion, head)
+        images.append(Image.fromarray(picture, mode="L") if channels == 1
+                      else Image.fromarray(np.stack([picture] * channels, axis=-1), mode="RGB"))
+        blanks.append(Image.new("L", (picture.shape[1], picture.shape[0]), 0))
+    return {"image": images, "mask_image": blanks}

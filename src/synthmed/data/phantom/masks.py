@@ -17,9 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from synthmed.data.head_mask import head_mask
 from synthmed.data.phantom.anatomy import (
     FIELD_OF_VIEW_MM,
+    apply_scanner,
     forward_point,
+    head_slice,
     inverse_map,
     load_template,
     sample_head,
@@ -49,6 +52,8 @@ class LesionLayout:
     Attributes:
         lesion: (S, S) bool lesion mask (empty for a healthy finding).
         brain: (S, S) bool brain outline of the drawn head and slice.
+        head: (S, S) bool head outline (scalp included) of that slice as rendered by the phantom,
+            found as :func:`synthmed.data.head_mask.head_mask` finds it in any image.
         z_level: MNI slice index of the drawn slice.
         hemisphere, lobe: Where the lesion is (None when healthy); ``lobe`` is the region of its centre.
         size_mm: Its largest diameter (None when healthy).
@@ -56,6 +61,7 @@ class LesionLayout:
 
     lesion: np.ndarray
     brain: np.ndarray
+    head: np.ndarray
     z_level: int
     hemisphere: str | None = None
     lobe: str | None = None
@@ -82,6 +88,16 @@ def _tumour_for(findings: BrainMRIFindings, rng: np.random.Generator) -> TumourS
     return spec
 
 
+def _rendered_head(tpl, zi: int, head, coords: np.ndarray, seed: int) -> np.ndarray:
+    """The head outline of the slice the phantom renders for this head, level and mapping (no lesion).
+
+    Rendered with its own random stream, so the layout's other draws do not depend on it.
+    """
+    rng = np.random.default_rng([seed, 25])
+    img = ndimage.map_coordinates(head_slice(tpl, zi, head, rng), coords, order=1, cval=0.0)
+    return head_mask(apply_scanner(img, head, rng))
+
+
 def lesion_layout(findings: BrainMRIFindings, *, size: int, seed: int) -> LesionLayout:
     """Draw a head, a slice and (for a tumour finding) a lesion placed as the phantom places them.
 
@@ -102,7 +118,8 @@ def lesion_layout(findings: BrainMRIFindings, *, size: int, seed: int) -> Lesion
         coords = inverse_map(tpl, head, size)
         if not findings.tumor_present:
             brain = ndimage.map_coordinates(tpl.brain[zi].astype(np.float32), coords, order=1, cval=0.0) > 0.5
-            return LesionLayout(np.zeros((size, size), bool), brain, int(tpl.z_levels[zi]))
+            return LesionLayout(np.zeros((size, size), bool), brain, _rendered_head(tpl, zi, head, coords, seed),
+                                int(tpl.z_levels[zi]))
         hemisphere = findings.hemisphere or str(rng.choice(HEMISPHERES))
         lobe = findings.lobe or str(rng.choice(LOBES))
         spec = _tumour_for(findings, rng)
@@ -114,7 +131,8 @@ def lesion_layout(findings: BrainMRIFindings, *, size: int, seed: int) -> Lesion
             coords = mass_effect_coords(coords, centre, max_radius_mm(spec) / spacing)
         brain = ndimage.map_coordinates(tpl.brain[zi].astype(np.float32), coords, order=1, cval=0.0) > 0.5
         lesion = tumour_mask(size, spec, centre, spacing)
-        return LesionLayout(lesion, brain | lesion, int(tpl.z_levels[zi]), hemisphere,
+        return LesionLayout(lesion, brain | lesion, _rendered_head(tpl, zi, head, coords, seed),
+                            int(tpl.z_levels[zi]), hemisphere,
                             lobe_for(placed[2], placed[3]), spec.diameter_mm)
     raise ConfigError(f"cannot place a lesion for {findings.model_dump(exclude_none=True)} in {_PLACEMENT_TRIES} "
                       f"phantom slices (seed {seed}); a {_diameter_range(findings)[1]:.0f} mm lesion may not fit that "

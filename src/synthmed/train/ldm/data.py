@@ -58,6 +58,14 @@ class TrainingData:
         return int(self.images.shape[0])
 
 
+def head_masks(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) float head masks (:func:`synthmed.data.head_mask.head_mask`) of (N, C, H, W) images in [-1, 1]."""
+    from synthmed.data.head_mask import head_mask
+
+    heads = [head_mask(((img + 1) / 2).permute(1, 2, 0).numpy()) for img in images]
+    return torch.from_numpy(np.stack(heads)).unsqueeze(1).float()
+
+
 def _square_resize(img01: np.ndarray, size: int | None) -> np.ndarray:
     """Centre-crop an (H, W) or (H, W, C) float image to a square, then resize to ``size``."""
     h, w = img01.shape[:2]

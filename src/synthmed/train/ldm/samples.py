@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from synthmed.data.imageio import quantize, save_png_atomic
-from synthmed.models.ldm import assemble_pipeline
+from synthmed.models.ldm import assemble_pipeline, mask_pipeline_inputs
 from synthmed.train.ldm.randomness import derive_seed, stage_key
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def reconstruction_grid(vae: torch.nn.Module, images: torch.Tensor, device: torc
 
 @torch.no_grad()
 def text_to_image_grid(*, vae, unet, text_encoder, noise_scheduler, prompts: list[str], real: torch.Tensor | None,
-                       steps: int, guidance_scale: float, seed: int) -> np.ndarray:
+                       steps: int, guidance_scale: float, seed: int,
+                       conditions: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
     """Generate one image per prompt with DPM-Solver++ and tile them under the real images.
 
     Args:
@@ -69,6 +70,8 @@ def text_to_image_grid(*, vae, unet, text_encoder, noise_scheduler, prompts: lis
         noise_scheduler: The training ``DDPMScheduler`` (its config seeds the sampler).
         prompts: One prompt per column.
         real: (N, C, H, W) in [-1, 1], the images those prompts describe, for the top row.
+        conditions: (lesion masks, head masks), each (N, 1, H, W), of those images: the conditioning
+            of a mask-conditioned UNet.
     """
     from diffusers import DPMSolverMultistepScheduler
 
@@ -77,8 +80,12 @@ def text_to_image_grid(*, vae, unet, text_encoder, noise_scheduler, prompts: lis
                              tokenizer=text_encoder.tokenizer, scheduler=sampler)
     pipe.set_progress_bar_config(disable=True)
     gens = [torch.Generator().manual_seed(derive_seed(seed, stage_key("samples"), i)) for i in range(len(prompts))]
+    extra = {}
+    if conditions is not None:
+        lesions, heads = ([m[0].numpy() > 0.5 for m in masks] for masks in conditions)
+        extra = mask_pipeline_inputs(lesions, heads, vae.config.in_channels)
     images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance_scale, generator=gens,
-                  output_type="np").images
+                  output_type="np", **extra).images
     rows = ([to_unit(real)] if real is not None else []) + [images]
     return make_grid(rows)
 

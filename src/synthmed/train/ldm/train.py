@@ -28,7 +28,7 @@ from safetensors import safe_open
 
 from synthmed.data.dataset import hash_dataset
 from synthmed.data.noise import NOISE_MODEL_FILE, RicianNoise, fit_noise_model, write_noise_model
-from synthmed.errors import ConfigError
+from synthmed.errors import ConfigError, DataError
 from synthmed.models.ldm import (
     AUTOENCODER_WEIGHTS,
     autoencoder_folder,
@@ -36,6 +36,7 @@ from synthmed.models.ldm import (
     build_noise_scheduler,
     build_unet,
     load_autoencoder,
+    mask_pictures,
     save_pipeline,
 )
 from synthmed.models.text_encoders import PromptEmbeddingCache, count_truncated, load_text_encoder
@@ -48,7 +49,7 @@ from synthmed.train.ldm.autoencoder import (
     make_autoencoder_loss_fn,
 )
 from synthmed.train.ldm.config import LDMTrainConfig, StageConfig
-from synthmed.train.ldm.data import TrainingData, latent_cache_is_current, load_training_data
+from synthmed.train.ldm.data import TrainingData, head_masks, latent_cache_is_current, load_training_data
 from synthmed.train.ldm.loop import StagePlan, StageResult, run_stage
 from synthmed.train.ldm.optim import EMA, build_optimizer
 from synthmed.train.ldm.randomness import derive_seed
@@ -138,11 +139,14 @@ def _pretrained_autoencoder(cfg: LDMTrainConfig, data: TrainingData) -> dict:
 
 
 def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor, n_originals: int,
-                    digest: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+                    digest: str, conditions: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, float, tuple[torch.Tensor, torch.Tensor] | None]:
     """Encode the training images once (main process), then load on every process.
 
     ``images`` may hold augmented copies after the ``n_originals`` originals; the VAE's
-    scaling factor comes from the originals only, so augmentation does not change it.
+    scaling factor comes from the originals only, so augmentation does not change it. With
+    ``conditions`` (a mask-conditioned UNet: one conditioning picture per image, in [-1, 1])
+    those are encoded too; their posterior (mean, std) is returned last, else None.
     """
     path = cfg.out / "cache" / "latents.safetensors"
     if accelerator.is_main_process:
@@ -150,23 +154,27 @@ def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor,
             t0 = time.monotonic()
             mean, std = encode_images(vae, images, device=accelerator.device)
             scale = latent_scaling_factor(mean[:n_originals], std[:n_originals])
+            tensors = {"mean": mean.contiguous(), "std": std.contiguous()}
+            if conditions is not None:
+                m_mean, m_std = encode_images(vae, conditions, device=accelerator.device)
+                tensors.update(mask_mean=m_mean.contiguous(), mask_std=m_std.contiguous())
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_safetensors({"mean": mean.contiguous(), "std": std.contiguous()}, str(path),
-                             metadata={"digest": digest, "scaling_factor": repr(scale)})
+            save_safetensors(tensors, str(path), metadata={"digest": digest, "scaling_factor": repr(scale)})
             logger.info("cached %d latents %s in %.1f s (scaling factor %.4f)", len(mean), tuple(mean.shape[1:]),
                         time.monotonic() - t0, scale)
     accelerator.wait_for_everyone()
     with safe_open(str(path), framework="pt") as fh:
         mean, std = fh.get_tensor("mean"), fh.get_tensor("std")
         scale = float(fh.metadata()["scaling_factor"])
-    return mean, std, scale
+        mask_posterior = (fh.get_tensor("mask_mean"), fh.get_tensor("mask_std")) if conditions is not None else None
+    return mean, std, scale, mask_posterior
 
 
-def _sample_prompts(data: TrainingData, n: int) -> tuple[list[str], torch.Tensor]:
-    """``n`` training captions spread over the dataset, and their images."""
+def _sample_prompts(data: TrainingData, n: int) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
+    """``n`` training captions spread over the dataset, their images and their masks (None without)."""
     n = min(n, len(data))
     idx = [round(i * (len(data) - 1) / max(1, n - 1)) for i in range(n)]
-    return [data.captions[i][0] for i in idx], data.images[idx]
+    return [data.captions[i][0] for i in idx], data.images[idx], None if data.masks is None else data.masks[idx]
 
 
 @writes_to(first_argument("config", "out"))
@@ -201,6 +209,9 @@ def _train(cfg: LDMTrainConfig) -> Path:
     # Inputs first: a bad dataset fails before any model is loaded.
     data = load_training_data(cfg.data, resolution=cfg.resolution, split=cfg.split,
                               use_paraphrases=cfg.unet.use_paraphrases)
+    if cfg.unet.condition == "mask" and data.masks is None:
+        raise DataError("unet.condition: mask needs a lesion mask (mask_file_name) on every training row, an empty "
+                        "one for a slice without a lesion; some rows have none", Path(cfg.data) / "metadata.jsonl")
     data_hash = hash_dataset(cfg.data)
     from accelerate import Accelerator  # heavy imports only once the inputs are known to be good
     from accelerate.utils import ProjectConfiguration
@@ -268,7 +279,14 @@ def _train(cfg: LDMTrainConfig) -> Path:
         captions_per_image = data.captions * un.augment.copies
         masks = None if masks is None else masks.repeat(un.augment.copies, 1, 1, 1)
         latent_digest = hashlib.sha256((ae_digest + un.augment.model_dump_json()).encode()).hexdigest()
-    mean, std, scale = _cached_latents(accelerator, cfg, vae, images, len(data), digest=latent_digest)
+    mask_conditioned = un.condition == "mask"
+    conditions = None
+    if mask_conditioned:  # each image's conditioning picture: its head outline and its lesion
+        conditions = mask_pictures(data.masks, head_masks(data.images), data.channels)
+        conditions = conditions.repeat(un.augment.copies, 1, 1, 1) if un.augment is not None else conditions
+        latent_digest = hashlib.sha256((latent_digest + "condition=mask+head").encode()).hexdigest()
+    mean, std, scale, mask_posterior = _cached_latents(accelerator, cfg, vae, images, len(data),
+                                                       digest=latent_digest, conditions=conditions)
     vae.register_to_config(scaling_factor=scale)
     if accelerator.is_main_process and not state.get("autoencoder", {}).get("saved"):
         vae.save_pretrained(cfg.out / "vae", safe_serialization=True)
@@ -280,7 +298,7 @@ def _train(cfg: LDMTrainConfig) -> Path:
     # Stage 2: conditional UNet.
     torch.manual_seed(derive_seed(cfg.seed, 102))
     unet = build_unet(un.model, latent_channels=mean.shape[1], sample_size=mean.shape[-1],
-                      cross_attention_dim=text.hidden_size)
+                      cross_attention_dim=text.hidden_size, mask_conditioned=mask_conditioned)
     ema = EMA(unet, un.ema_decay) if un.ema_decay else None
     noise_scheduler = build_noise_scheduler(un.noise)
     world = accelerator.num_processes
@@ -295,10 +313,11 @@ def _train(cfg: LDMTrainConfig) -> Path:
                        "off (raise max_text_length to keep it)", n_long, len(set(captions)), text.max_length)
     loss_fn = make_unet_loss_fn(mean, std, scale, captions_per_image, texts, noise_scheduler, un, seed=cfg.seed,
                                 rank=accelerator.process_index, world=world, device=accelerator.device,
-                                lesion_masks=masks)
+                                lesion_masks=masks, mask_posterior=mask_posterior)
     if un.lesion_weight > 0 and masks is None:
         logger.warning("lesion_weight=%g ignored: not every training row has a mask", un.lesion_weight)
-    prompts, real = _sample_prompts(data, cfg.num_samples)
+    prompts, real, real_masks = _sample_prompts(data, cfg.num_samples)
+    sample_conditions = (real_masks, head_masks(real)) if mask_conditioned else None
 
     def sample(step: int) -> None:
         sample_unet = copy.deepcopy(unet)
@@ -306,7 +325,8 @@ def _train(cfg: LDMTrainConfig) -> Path:
             ema.copy_to(sample_unet)
         grid = text_to_image_grid(vae=vae, unet=sample_unet, text_encoder=text,
                                   noise_scheduler=build_noise_scheduler(un.noise), prompts=prompts, real=real,
-                                  steps=cfg.sample_steps, guidance_scale=cfg.sample_guidance_scale, seed=cfg.seed)
+                                  steps=cfg.sample_steps, guidance_scale=cfg.sample_guidance_scale, seed=cfg.seed,
+                                  conditions=sample_conditions)
         save_grid(grid, cfg.out / "samples" / f"unet-step-{step:07d}.png", accelerator, "unet/samples", step)
 
     def on_step(step: int) -> None:

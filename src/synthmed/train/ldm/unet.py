@@ -50,9 +50,26 @@ def per_sample_mse(pred: torch.Tensor, target: torch.Tensor, pixel_weights: torc
     return (w * err).flatten(1).sum(1) / w.flatten(1).sum(1)
 
 
+def mask_condition(mask_latents: torch.Tensor) -> torch.Tensor:
+    """The extra UNet input of a mask-conditioned model: an all-zero mask channel, then the mask picture's latent.
+
+    This is what diffusers' ``StableDiffusionInpaintPipeline`` concatenates to the noisy latent when
+    called with ``image=`` the lesion mask (white on black) and ``mask_image=`` an all-black image:
+    the nearest-downsampled ``mask_image`` (zeros) and the scaled VAE latent of ``image * (mask_image
+    < 0.5)``, i.e. of the lesion mask itself.
+
+    Args:
+        mask_latents: (B, c, h, w) scaled VAE latents of the lesion-mask pictures.
+
+    Returns:
+        (B, 1 + c, h, w).
+    """
+    return torch.cat([torch.zeros_like(mask_latents[:, :1]), mask_latents], dim=1)
+
+
 def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tensor, embeddings: torch.Tensor,
                    noise: torch.Tensor, timesteps: torch.Tensor, *, min_snr_gamma: float | None,
-                   pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+                   pixel_weights: torch.Tensor | None = None, condition: torch.Tensor | None = None) -> torch.Tensor:
     """Denoising loss of one batch.
 
     Args:
@@ -64,6 +81,8 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
         timesteps: (B,) int64 in [0, num_train_timesteps).
         pixel_weights: Optional (B, 1, h, w) positive weights of each latent pixel's error;
             each sample's MSE becomes the weighted mean over its pixels.
+        condition: Optional (B, k, h, w) image-aligned input concatenated after the noisy latent
+            (:func:`mask_condition`).
 
     Returns:
         Scalar loss: mean over the batch of the (weighted) per-sample MSE.
@@ -71,7 +90,8 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
     prediction_type = noise_scheduler.config.prediction_type
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-    pred = model(noisy, timesteps, encoder_hidden_states=embeddings).sample
+    model_input = noisy if condition is None else torch.cat([noisy, condition], dim=1)
+    pred = model(model_input, timesteps, encoder_hidden_states=embeddings).sample
     per_sample = per_sample_mse(pred, target, pixel_weights)
     if min_snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(noise_scheduler, timesteps, min_snr_gamma, prediction_type)
@@ -81,7 +101,8 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
 def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scaling_factor: float,
                       captions: list[list[str]], texts: PromptEmbeddingCache, noise_scheduler,
                       cfg: UNetTrainConfig, *, seed: int, rank: int, world: int, device: torch.device,
-                      lesion_masks: torch.Tensor | None = None):
+                      lesion_masks: torch.Tensor | None = None,
+                      mask_posterior: tuple[torch.Tensor, torch.Tensor] | None = None):
     """The stage-2 ``loss_fn(model, step, micro)``.
 
     Args:
@@ -92,6 +113,9 @@ def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scali
         lesion_masks: (N, 1, H, W) image-resolution lesion masks; with ``cfg.lesion_weight``
             > 0 the error on a latent pixel counts ``1 + lesion_weight * lesion fraction``
             times (lesions are a few percent of a slice, yet they are what the prompt asks for).
+        mask_posterior: For a mask-conditioned UNet, the cached posterior (mean, std), each
+            (N, c, h, w), of every image's lesion-mask picture; each step samples it as the
+            inpainting pipeline does (:func:`mask_condition`).
     """
     sampler = EpochSampler(len(latent_mean), seed=seed, stage="unet", batch_size=cfg.batch_size,
                            grad_accum=cfg.grad_accum, world=world)
@@ -111,8 +135,13 @@ def make_unet_loss_fn(latent_mean: torch.Tensor, latent_std: torch.Tensor, scali
         timesteps = torch.randint(0, num_t, (len(idx),), generator=g)
         prompts = choose_prompts(captions, idx, cfg.context_dropout, g)
         emb = texts.get(prompts).to(device)
+        condition = None
+        if mask_posterior is not None:
+            m_mean, m_std = mask_posterior[0][idx], mask_posterior[1][idx]
+            condition = mask_condition((m_mean + m_std * torch.randn(m_mean.shape, generator=g)) * scaling_factor)
         return diffusion_loss(model, noise_scheduler, z0.to(device), emb, noise.to(device), timesteps.to(device),
                               min_snr_gamma=cfg.min_snr_gamma,
-                              pixel_weights=None if weights is None else weights[idx].to(device))
+                              pixel_weights=None if weights is None else weights[idx].to(device),
+                              condition=None if condition is None else condition.to(device))
 
     return loss_fn
