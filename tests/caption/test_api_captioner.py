@@ -142,26 +142,35 @@ def test_server_without_structured_output_gets_plain_requests(small_dir, api_key
     assert sum("response_format" in r.body for r in srv.requests) == 1  # asked once, then remembered
 
 
-def test_cache_and_resume_after_a_killed_job(small_dir, api_key, monkeypatch):
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_cache_and_resume_after_a_killed_job(small_dir, api_key, monkeypatch, concurrency):
     calls = {"n": 0}
+    lock = threading.Lock()
     original = APICaptioner.caption
 
-    def dies_on_second_batch(self, items):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def dies_on_second_call(self, items):
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        if n == 2:
             raise KeyboardInterrupt
         return original(self, items)
 
-    monkeypatch.setattr(APICaptioner, "caption", dies_on_second_batch)
+    opts = {"base_url": None, "batch_size": 2, "progress": False, "concurrency": concurrency, **FAST}
+    monkeypatch.setattr(APICaptioner, "caption", dies_on_second_call)
     with ChatServer(lambda req: Reply(GOOD)) as srv:
+        opts["base_url"] = srv.base_url
         with pytest.raises(KeyboardInterrupt):
-            caption_dataset(small_dir, "api:m", base_url=srv.base_url, batch_size=2, progress=False, **FAST)
-        assert len(srv.requests) == 2
+            caption_dataset(small_dir, "api:m", **opts)
+        sent = len(srv.requests)
+        cache_file = small_dir / ".synthmed" / "caption_cache.jsonl"
+        kept = len(cache_file.read_text().splitlines())
+        assert 1 <= kept <= sent < 4 and kept < 4
         monkeypatch.setattr(APICaptioner, "caption", original)
-        s = caption_dataset(small_dir, "api:m", base_url=srv.base_url, batch_size=2, progress=False, **FAST)
-        assert s.cached == 2 and s.captioned == 4 and len(srv.requests) == 4  # only the two it had not reached
-        s = caption_dataset(small_dir, "api:m", base_url=srv.base_url, batch_size=2, progress=False, **FAST)
-        assert s.cached == 4 and len(srv.requests) == 4
+        s = caption_dataset(small_dir, "api:m", **opts)
+        assert s.cached == kept and s.captioned == 4 and len(srv.requests) == sent + 4 - kept  # only what was lost
+        s = caption_dataset(small_dir, "api:m", **opts)
+        assert s.cached == 4 and len(srv.requests) == sent + 4 - kept
     cache = (small_dir / ".synthmed" / "caption_cache.jsonl").read_text()
     assert "api:m" not in cache and srv.base_url not in cache and "Bearer" not in cache
 
@@ -217,3 +226,41 @@ def test_cli_caption_with_api_server(small_dir, api_key):
         assert "(4 from the cache)" in again.output
     bad = CliRunner().invoke(app, ["caption", str(small_dir), "--base-url", "http://x/v1"])
     assert isinstance(bad.exception, ConfigError) and "--base-url applies to api:<model> only" in str(bad.exception)
+
+
+def test_requests_stay_in_flight_while_one_reply_is_slow(small_dir, api_key, tmp_path):
+    """A slow reply holds up only its own image: the others keep the server busy meanwhile (no batch barrier)."""
+    import numpy as np
+
+    from synthmed.data.dataset import DatasetWriter
+
+    rows = tmp_path / "rows"
+    shutil.copytree(small_dir, rows)
+    with DatasetWriter(rows) as w:  # 12 images in all: three batches of 4
+        rng = np.random.default_rng(1)
+        for i in range(8):
+            w.add(f"more{i}.png", rng.integers(0, 255, (32, 32), dtype=np.uint8))
+    finished = {"n": 0}
+    lock = threading.Lock()
+    released = threading.Event()
+    outcome: dict = {}
+
+    def answer(req):
+        with lock:
+            first = "slow" not in outcome
+            outcome["slow"] = True
+        if first:
+            # Held until every other image is answered; a runner that waits for each batch's slowest reply
+            # would not send the other batches, and this wait would run out instead.
+            outcome["released_by_others"] = released.wait(timeout=20)
+        with lock:
+            finished["n"] += 1
+            if finished["n"] == 11:
+                released.set()
+        return Reply(GOOD)
+
+    with ChatServer(answer) as srv:
+        summary = caption_dataset(rows, "api:m", base_url=srv.base_url, progress=False, concurrency=2,
+                                  batch_size=4, **FAST)
+    assert outcome["released_by_others"] and summary.captioned == 12
+    assert [r.findings == GOOD_FINDINGS for r in read_records(rows)] == [True] * 12

@@ -92,6 +92,50 @@ def _caption_batch(cap: object, inputs: list[CaptionInput], cache: ReplyCache | 
     return [r for r in results if r is not None]
 
 
+def _caption_streaming(cap: object, records: list[DatasetRecord], input_for, cache: ReplyCache | None,
+                       summary: CaptionSummary, workers: int, bar) -> list[CaptionResult]:
+    """Results for ``records`` in order, one image per request with ``workers`` requests in flight continuously.
+
+    A new request starts as soon as any finishes (a slow reply holds up only its own image), and
+    at most ``2 * workers`` images are read ahead. Cache reads and writes stay on this thread.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    keyer = getattr(cap, "cache_key", None) if cache is not None else None
+    results: list[CaptionResult | None] = [None] * len(records)
+    queue = iter(range(len(records)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        running: dict = {}
+
+        def submit_next() -> None:
+            for i in queue:
+                item = input_for(records[i])
+                key = keyer(item) if keyer is not None else None
+                value = cache.get(key) if key is not None else None  # type: ignore[union-attr]
+                if value is not None:
+                    results[i] = _from_cache(item.key, value)
+                    summary.cached += 1
+                    bar.update(1)
+                    continue
+                running[pool.submit(cap.caption, [item])] = (i, key)  # type: ignore[attr-defined]
+                return
+
+        for _ in range(2 * workers):
+            submit_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                i, key = running.pop(future)
+                (res,) = future.result()
+                results[i] = res
+                if key is not None and not res.transient:
+                    cache.put(key, _to_cache(res))  # type: ignore[union-attr]
+                bar.update(1)
+                submit_next()
+            bar.set_postfix(cached=summary.cached, refresh=False)
+    return [r for r in results if r is not None]
+
+
 @writes_to(first_argument("root"))
 def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str = "brain_mri",
                     batch_size: int = 16, progress: bool = True, cache: bool | str | Path = True,
@@ -102,8 +146,8 @@ def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str 
         root: Dataset directory.
         captioner: Registered captioner name (``mask``, ``hf:<model>``, ``api:<model>``).
         modality: Modality assumed for rows without findings.
-        batch_size: Images per captioner call (for ``api:``, also the most requests in flight
-            per batch, further bounded by its ``concurrency``).
+        batch_size: Images per captioner call of a local model. An ``api:`` captioner sends one
+            image per request instead, with its ``concurrency`` requests in flight continuously.
         progress: Show a progress bar (rate and ETA).
         cache: True for ``root/.synthmed/caption_cache.jsonl``, a path for another file,
             False for no cache. Only captioners that call a model are cached.
@@ -119,15 +163,23 @@ def caption_dataset(root: str | Path, captioner: str = "mask", *, modality: str 
     summary = CaptionSummary(captioner=captioner, rows=len(ds))
     out: list[DatasetRecord] = []
     bar = tqdm(total=len(ds), desc=f"caption[{captioner}]", unit="img", disable=not progress)
+
+    def input_for(r: DatasetRecord) -> CaptionInput:
+        return CaptionInput(r.file_name, ds.image(r), ds.mask(r), r.spacing_mm, _modality(r, modality))
+
+    workers = int(getattr(cap, "request_concurrency", 1))
     try:
-        for start in range(0, len(ds), batch_size):
-            batch = ds.records[start:start + batch_size]
-            inputs = [CaptionInput(r.file_name, ds.image(r), ds.mask(r), r.spacing_mm, _modality(r, modality))
-                      for r in batch]
-            for rec, res in zip(batch, _caption_batch(cap, inputs, store, summary), strict=True):
-                out.append(_apply(rec, res, captioner, summary))
-            bar.update(len(batch))
-            bar.set_postfix(cached=summary.cached, failed=summary.failed, refresh=False)
+        if workers > 1:  # a server: keep `workers` requests in flight, never waiting for a batch's slowest
+            results = _caption_streaming(cap, ds.records, input_for, store, summary, workers, bar)
+            out = [_apply(rec, res, captioner, summary) for rec, res in zip(ds.records, results, strict=True)]
+        else:
+            for start in range(0, len(ds), batch_size):
+                batch = ds.records[start:start + batch_size]
+                for rec, res in zip(batch, _caption_batch(cap, [input_for(r) for r in batch], store, summary),
+                                    strict=True):
+                    out.append(_apply(rec, res, captioner, summary))
+                bar.update(len(batch))
+                bar.set_postfix(cached=summary.cached, failed=summary.failed, refresh=False)
     finally:
         bar.close()
         close_chat(cap)

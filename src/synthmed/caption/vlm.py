@@ -53,6 +53,12 @@ class VLMCaptioner:
         self.name = chat.name
         self.max_parse_retries = max_parse_retries
 
+    @property
+    def request_concurrency(self) -> int:
+        """Images worth captioning at once, one request each (a server's ``concurrency``; 1 for a local model,
+        which captions a batch in one call instead)."""
+        return int(getattr(self.chat, "concurrency", 1))
+
     def cache_key(self, item: CaptionInput) -> str:
         """(image pixels, model, prompt version) -> the key of this image's cached result."""
         return digest(array_digest(item.image), self.name, template_for(item.modality).id)

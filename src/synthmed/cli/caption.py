@@ -35,7 +35,8 @@ def caption_command(
     captioner: str = typer.Option("mask", "--captioner", "-c",
                                   help=f"Captioner: {_NAMES}."),
     modality: str = typer.Option("brain_mri", "--modality", help="Modality of rows without findings."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per captioner call."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per call of a local model (api: captioners "
+                                   "send one image per request, --concurrency at once)."),
     base_url: str = typer.Option(None, "--base-url", help="api: server, e.g. http://localhost:8000/v1 "
                                  "(default $SYNTHMED_API_BASE). The key is read from $SYNTHMED_API_KEY or "
                                  "$OPENAI_API_KEY only."),

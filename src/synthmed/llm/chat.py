@@ -250,6 +250,11 @@ class APIChat:
         self.client = ChatClient(model, **client_options)
         self.name = f"api:{model}"
 
+    @property
+    def concurrency(self) -> int:
+        """Requests the server may have in flight at once (the client's ``concurrency``)."""
+        return self.client.concurrency
+
     @staticmethod
     def messages(request: ChatRequest) -> list[dict[str, Any]]:
         """The request in the chat-completions format (images as PNG data URLs after the text)."""
