@@ -20,13 +20,17 @@ def test_lora_cli_with_seed000_preset_overridden_to_a_tiny_run(tiny_sd, ft_data,
     r = runner.invoke(app, ["train", "lora", "--config", str(ROOT / "configs" / "lora-sd15-seed000.yaml"),
                             "--base", str(tiny_sd), "--data", str(ft_data), "--out", str(out), "--max-steps", "2",
                             "--resolution", "32", "--rank", "2", "--grad-accum", "1", "--no-progress",
-                            "--lr", "1e-3"])
+                            "--lr", "1e-3", "--noise-offset", "0.05"])
     assert r.exit_code == 0, r.output
     assert (out / "pytorch_lora_weights.safetensors").is_file()
     saved = (out / "train_config.yaml").read_text()
     # The preset's values survive where no flag overrides them.
     assert "warmup_steps: 500" in saved and "min_snr_gamma: 5.0" in saved and "train_text_encoder: true" in saved
-    assert "rank: 2" in saved and "gradient_checkpointing: true" in saved
+    assert "rank: 2" in saved and "gradient_checkpointing: true" in saved and "noise_offset: 0.05" in saved
+    # --keep best without a held-out split is refused in one line.
+    r = runner.invoke(app, ["train", "lora", "--base", str(tiny_sd), "--data", str(ft_data), "--out",
+                            str(tmp_path / "p"), "--max-steps", "2", "--keep", "best"])
+    assert r.exit_code != 0 and "set val_split" in r.output + str(r.exception)
 
 
 def test_textual_inversion_cli_needs_one_init_word_per_token(tmp_path):

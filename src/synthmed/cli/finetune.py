@@ -50,6 +50,12 @@ def lora_command(
     batch_size: int | None = _BATCH_SIZE,
     grad_accum: int | None = _GRAD_ACCUM,
     validation_every: int | None = _VALIDATION_EVERY,
+    val_split: str | None = typer.Option(None, "--val-split", help="Held-out split (e.g. val) for a validation "
+                                         "loss at fixed timesteps and noise, every --val-loss-every steps."),
+    val_loss_every: int | None = typer.Option(None, "--val-loss-every", help="Steps between validation losses."),
+    keep: str | None = typer.Option(None, "--keep", help="last (default) or best: export the weights of the step "
+                                    "with the lowest validation loss."),
+    noise_offset: float | None = typer.Option(None, "--noise-offset", help="Offset noise (e.g. 0.05)."),
     seed: int | None = SEED,
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
@@ -63,6 +69,9 @@ def lora_command(
     overrides = _common(base, data, out, max_steps, resolution, family, seed, resume, overwrite, mixed_precision,
                         no_progress, validation_every, lr, batch_size, grad_accum)
     overrides["train_text_encoder"] = train_text_encoder or None
+    overrides.update({"val_split": val_split, "val_loss_every": val_loss_every, "keep": keep})
+    if noise_offset is not None:
+        overrides["optim"] = {**(overrides["optim"] or {}), "noise_offset": noise_offset}
     overrides["lora"] = _drop_none({"rank": rank, "alpha": alpha, "use_dora": dora or None,
                                     "use_rslora": rslora or None})
     path = train_lora(load_config(LoraTrainConfig, config, overrides))

@@ -34,6 +34,8 @@ class FinetuneOptimConfig(StageConfig):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     min_snr_gamma: float | None = Field(5.0, gt=0, description="Min-SNR-gamma loss weighting; None: plain MSE")
+    noise_offset: float = Field(0.0, ge=0, description="add this times a per-image, per-channel constant to the "
+                                "training noise (offset noise: lets the model change an image's mean brightness)")
     use_8bit_adam: bool = Field(False, description="bitsandbytes AdamW8bit (needs bitsandbytes and a GPU)")
     gradient_checkpointing: bool = False
 
@@ -97,6 +99,11 @@ class FinetuneConfig(_Strict):
     validation_every: int | None = Field(None, ge=1, description="steps between validation grids (one at the end)")
     validation_steps: int = Field(25, ge=1)
     validation_guidance_scale: float = Field(5.0, ge=0)
+    val_split: str | None = Field(None, description="rows of this split (e.g. val) give a validation loss: fixed "
+                                  "timesteps and noise, logged every val_loss_every steps; None: none")
+    val_loss_every: int = Field(50, ge=1, description="steps between validation losses (and one at the end)")
+    keep: Literal["last", "best"] = Field("last", description="export the last weights, or those of the step with "
+                                          "the lowest validation loss (needs val_split)")
     threads: int | None = Field(None, ge=1)
     resume: bool = False
     overwrite: bool = False
@@ -111,6 +118,10 @@ class FinetuneConfig(_Strict):
             self.optim = self.optim.model_copy(update={"max_steps": self.max_steps})
         if self.optim.max_steps is None:
             raise ValueError("optim.max_steps (or max_steps) must be set")
+        if self.keep == "best" and self.val_split is None:
+            raise ValueError("keep: best picks the step with the lowest validation loss; set val_split (e.g. val)")
+        if self.val_split is not None and self.val_split == self.split:
+            raise ValueError(f"val_split {self.val_split!r} is the training split; hold out another")
         return self
 
 

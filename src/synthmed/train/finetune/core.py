@@ -49,10 +49,11 @@ from synthmed.train.ldm.unet import min_snr_weights, per_sample_mse
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import prepare_out_dir
 from synthmed.utils.provenance import provenance, write_json_atomic
+from synthmed.utils.tmpfiles import save_safetensors
 
 logger = logging.getLogger(__name__)
 
-_OWNED = ("checkpoints", "cache", "logs", "validation", "synthmed.json", "train_config.yaml")
+_OWNED = ("checkpoints", "cache", "logs", "validation", "best", "synthmed.json", "train_config.yaml")
 
 #: ``prompts_fn(item_indices, generator) -> conditioning`` of one micro-batch: the prompts
 #: (SD, SDXL, Kandinsky prior) or a (B, D) tensor of CLIP image embeddings (Kandinsky decoder).
@@ -114,7 +115,8 @@ class DenoiseTrainable(torch.nn.Module):
 
 def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_fn: PromptsFn, noise_scheduler, *,
                          batch_size: int, grad_accum: int, min_snr_gamma: float | None, seed: int, stage: str,
-                         rank: int, world: int, device: torch.device, pixel_weights: torch.Tensor | None = None):
+                         rank: int, world: int, device: torch.device, pixel_weights: torch.Tensor | None = None,
+                         noise_offset: float = 0.0):
     """The ``loss_fn(model, step, micro)`` of :func:`synthmed.train.ldm.loop.run_stage`.
 
     Per micro-batch: pick items (an epoch permutation), pick each item's image variant
@@ -128,6 +130,8 @@ def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_
         prompts_fn: The prompts of a micro-batch's items.
         pixel_weights: (rows, 1, h, w) loss weight of each latent pixel of each image row
             (:func:`synthmed.train.ldm.unet.lesion_pixel_weights`), or None for a plain mean.
+        noise_offset: Adds ``noise_offset`` times a standard normal constant per image and channel
+            to the noise (offset noise), so the model can learn to shift an image's mean.
     """
     sampler = EpochSampler(len(item_rows), seed=seed, stage=stage, batch_size=batch_size, grad_accum=grad_accum,
                            world=world)
@@ -145,6 +149,8 @@ def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_
         noise = torch.randn(z0.shape, generator=g)
         timesteps = torch.randint(0, num_t, (len(rows),), generator=g)
         prompts = prompts_fn(items, g)
+        if noise_offset:  # drawn last, so runs without it keep their draws
+            noise = noise + noise_offset * torch.randn((*z0.shape[:2], 1, 1), generator=g)
         z0, noise, timesteps = z0.to(device), noise.to(device), timesteps.to(device)
         noisy = noise_scheduler.add_noise(z0, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
         if prediction_type == "sample":  # x0-prediction (the Kandinsky prior)
@@ -208,7 +214,8 @@ def config_digest(cfg: FinetuneConfig, data_hash: str) -> str:
     """Fingerprint of what the checkpoints depend on (run length and switches excluded)."""
     blob = cfg.model_dump(mode="json", exclude={"out", "max_steps", "resume", "overwrite", "progress",
                                                 "tensorboard", "threads", "checkpoint_every", "keep_checkpoints",
-                                                "log_every", "validation_every", "validation_prompts"})
+                                                "log_every", "validation_every", "validation_prompts",
+                                                "val_split", "val_loss_every", "keep"})
     blob["optim"].pop("max_steps", None)
     blob["data"] = data_hash
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
@@ -257,6 +264,97 @@ class Validation:
 
 
 @dataclass
+class HeldOut:
+    """Held-out rows of a validation loss: their latents and the conditioning of each (no dropout)."""
+
+    latents: LatentCache
+    prompts_fn: PromptsFn  # called with all held-out item indices and an unused generator
+
+
+BEST_DIR = "best"
+
+
+class BestWeights:
+    """The trainable weights of the step with the lowest validation loss, kept in ``OUT/best/`` (survives resume)."""
+
+    def __init__(self, out: Path, digest: str, resume: bool):
+        self.dir = out / BEST_DIR
+        self.digest = digest
+        self.step: int | None = None
+        self.loss = float("inf")
+        record = self.dir / "best.json"
+        if resume and record.is_file():
+            info = json.loads(record.read_text())
+            if info.get("digest") == digest:
+                self.step, self.loss = int(info["step"]), float(info["loss"])
+
+    def offer(self, module: torch.nn.Module, step: int, loss: float) -> bool:
+        """Keep ``module``'s trainable weights when ``loss`` is the lowest so far; whether it was."""
+        if not loss < self.loss:
+            return False
+        state = {n: p.detach().float().cpu().contiguous() for n, p in module.named_parameters() if p.requires_grad}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_safetensors(state, str(self.dir / "weights.safetensors"))
+        write_json_atomic(self.dir / "best.json", {"step": step, "loss": loss, "digest": self.digest})
+        self.step, self.loss = step, loss
+        return True
+
+    def restore(self, module: torch.nn.Module) -> None:
+        """Load the kept weights into ``module`` (its trainable parameters)."""
+        from safetensors.torch import load_file
+
+        state = load_file(str(self.dir / "weights.safetensors"))
+        params = dict(module.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value.to(params[name].dtype))
+
+
+#: Timesteps (fractions of the schedule) at which every held-out image is scored.
+VAL_TIMESTEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, held: HeldOut, noise_scheduler, *, seed: int, device: torch.device,
+                    batch_size: int = 8) -> float:
+    """Mean denoising MSE of the held-out images at fixed timesteps and fixed noise (the same at every call).
+
+    Each image is scored at :data:`VAL_TIMESTEP_FRACTIONS` of the schedule with the posterior mean
+    as z0 and noise drawn from a generator seeded by (seed, image), plain MSE (no loss weighting),
+    so the figure changes only with the weights and is comparable across steps and runs.
+    """
+    num_t = noise_scheduler.config.num_train_timesteps
+    prediction_type = noise_scheduler.config.prediction_type
+    n = held.latents.mean.shape[1]
+    conditioning = held.prompts_fn(torch.arange(n), torch.Generator().manual_seed(0))
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    for start in range(0, n, batch_size):
+        idx = list(range(start, min(n, start + batch_size)))
+        z0 = ((held.latents.mean[0, idx] - held.latents.shift_factor) * held.latents.scaling_factor).to(device)
+        cond = _select(conditioning, idx)
+        for k, frac in enumerate(VAL_TIMESTEP_FRACTIONS):
+            noise = torch.stack([torch.randn(z0.shape[1:], generator=torch.Generator().manual_seed(
+                derive_seed(seed, stage_key("validation"), i, k))) for i in idx]).to(device)
+            t = torch.full((len(idx),), int(frac * (num_t - 1)), dtype=torch.long, device=device)
+            noisy = noise_scheduler.add_noise(z0, noise, t)
+            target = {"sample": z0, "epsilon": noise}.get(prediction_type)
+            target = noise_scheduler.get_velocity(z0, noise, t) if target is None else target
+            total += float(per_sample_mse(model(noisy, t, cond), target).sum())
+            count += len(idx)
+    model.train(was_training)
+    return total / count
+
+
+def _select(conditioning, idx: list[int]):
+    """The entries ``idx`` of a batch's conditioning (a list of prompts, or a tensor)."""
+    if isinstance(conditioning, torch.Tensor):
+        return conditioning[idx]
+    return [conditioning[i] for i in idx]
+
+
+@dataclass
 class FinetuneRun:
     """What a trainer hands to :func:`run_finetune`."""
 
@@ -271,6 +369,8 @@ class FinetuneRun:
     validation: Validation | None = None
     latents: LatentCache | None = None  # precomputed targets (else the VAE posterior of the images, cached)
     pixel_weights: torch.Tensor | None = None  # (rows, 1, h, w) latent-pixel loss weights (lesion weighting)
+    #: The prompts of the held-out rows of ``val_split`` (given their data): trainers with a validation loss.
+    held_out_prompts: Callable[[FinetuneData], PromptsFn] | None = None
 
 
 def start(cfg: FinetuneConfig, owned: tuple[str, ...]):
@@ -305,6 +405,30 @@ def finished_run(out: Path, digest: str, max_steps: int) -> dict | None:
     return summary
 
 
+def _held_out(accelerator, cfg: FinetuneConfig, run: FinetuneRun, digest: str) -> HeldOut | None:
+    """The ``val_split`` rows as a :class:`HeldOut` (latents cached beside the training ones), or None.
+
+    Raises:
+        ConfigError: the trainer has no validation loss, or the rows carry no splits.
+        DataError: no row of ``val_split`` (naming the splits present).
+    """
+    if cfg.val_split is None:
+        return None
+    if run.held_out_prompts is None:
+        raise ConfigError(f"val_split: {run.name} has no validation loss yet (lora has); drop val_split")
+    from synthmed.data.dataset import read_records
+    from synthmed.train.finetune.data import load_finetune_data
+
+    if not any(r.split for r in read_records(cfg.data)):
+        raise ConfigError(f"val_split {cfg.val_split!r}: the rows of {cfg.data} carry no split; split the dataset "
+                          "first (synthmed data split)")
+    val = load_finetune_data(cfg.data, resolution=cfg.resolution, split=cfg.val_split, use_paraphrases=False)
+    latents = cached_latents(run.vae, val.images, path=cfg.out / "cache" / "val_latents.safetensors",
+                             digest=f"{digest}:val:{cfg.val_split}", flip=False, device=accelerator.device,
+                             is_main=accelerator.is_main_process, wait=accelerator.wait_for_everyone)
+    return HeldOut(latents, run.held_out_prompts(val))
+
+
 def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_hash: str, extra: dict) -> dict:
     """Cache latents, train, validate, export and write provenance. Returns the result summary."""
     t_begin = time.monotonic()
@@ -324,11 +448,16 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
                                  wait=accelerator.wait_for_everyone)
     optim = cfg.optim
     world = accelerator.num_processes
+    held = _held_out(accelerator, cfg, run, digest)
+    best = None
+    if held is not None and cfg.keep == "best":
+        best = BestWeights(cfg.out, f"{digest}:{cfg.val_split}:{cfg.val_loss_every}", cfg.resume)
+    val_losses: list[tuple[int, float]] = []
     loss_fn = make_denoise_loss_fn(latents, run.item_rows, run.prompts_fn, run.noise_scheduler,
                                    batch_size=optim.batch_size, grad_accum=optim.grad_accum,
                                    min_snr_gamma=optim.min_snr_gamma, seed=cfg.seed, stage=run.name,
                                    rank=accelerator.process_index, world=world, device=accelerator.device,
-                                   pixel_weights=run.pixel_weights)
+                                   pixel_weights=run.pixel_weights, noise_offset=optim.noise_offset)
     params = [p for p in run.trainable.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     logger.info("%s: %d trainable parameters", run.name, n_trainable)
@@ -343,9 +472,21 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
         run.trainable.train(was_training)
         save_grid(grid, cfg.out / "validation" / f"step-{step:07d}.png", accelerator, "validation", step)
 
+    def score(step: int) -> None:
+        if held is None or not accelerator.is_main_process or (val_losses and val_losses[-1][0] == step):
+            return
+        with accelerator.autocast():
+            loss = validation_loss(run.trainable, held, run.noise_scheduler, seed=cfg.seed, device=accelerator.device)
+        val_losses.append((step, loss))
+        accelerator.log({f"{run.name}/val_loss": loss}, step=step)
+        kept = best is not None and best.offer(run.trainable, step, loss)
+        logger.info("%s: step %d validation loss %.5f%s", run.name, step, loss, " (best so far)" if kept else "")
+
     def on_step(step: int) -> None:
         if cfg.validation_every and step % cfg.validation_every == 0:
             validate(step)
+        if step % cfg.val_loss_every == 0:
+            score(step)
 
     plan = StagePlan(name=run.name, max_steps=optim.max_steps, deadline=None, checkpoint_dir=cfg.out / "checkpoints",
                      digest=digest, checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
@@ -355,9 +496,17 @@ def run_finetune(accelerator, cfg: FinetuneConfig, run: FinetuneRun, *, data_has
                        plan=plan, loss_fn=loss_fn, on_step=on_step)
     summary: dict = {}
     if accelerator.is_main_process:
+        score(result.steps)
+        if best is not None and best.step is not None and best.step != result.steps:
+            best.restore(run.trainable)
+            logger.info("%s: exporting the weights of step %d (validation loss %.5f, the lowest)", run.name,
+                        best.step, best.loss)
         if not (cfg.validation_every and result.steps % cfg.validation_every == 0):
             validate(result.steps)
         summary = run.export(run.trainable, result)
+        if held is not None:
+            summary.update({"val_losses": val_losses, "val_rows": int(held.latents.mean.shape[1]),
+                            "exported_step": best.step if best is not None else result.steps})
         res = asdict(result)
         res.pop("losses")
         summary.update({"result": res, "trainable_parameters": n_trainable})

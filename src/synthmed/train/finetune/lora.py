@@ -147,8 +147,12 @@ def build_lora_run(cfg: LoraTrainConfig, accelerator, data: FinetuneData, family
         return {"lora_file": LORA_FILE, "lora_file_bytes": size,
                 "unet_lora_tensors": len(unet_sd), "text_encoder_lora_tensors": [len(s) for s in te_sds]}
 
+    def held_out_prompts(val: FinetuneData):
+        return lambda items, g: [val.captions[i][0] for i in items.tolist()]  # each row's own caption
+
     return FinetuneRun(name="lora", trainable=trainable, vae=vae, noise_scheduler=noise_scheduler, data=data,
-                       item_rows=torch.arange(len(data)), prompts_fn=prompts_fn, export=export, validation=validation)
+                       item_rows=torch.arange(len(data)), prompts_fn=prompts_fn, export=export, validation=validation,
+                       held_out_prompts=held_out_prompts)
 
 
 @writes_to(first_argument("config", "out"))
