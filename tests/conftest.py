@@ -55,7 +55,7 @@ def mask_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mask_ldm(tmp_path_factory: pytest.TempPathFactory, mask_data: Path) -> Path:
-    """A tiny LDM trained a few steps with ``unet.condition: mask`` (read-only)."""
+    """A tiny LDM trained a few steps with ``unet.condition: mask+head`` (read-only)."""
     from synthmed.testing.ldm import tiny_train_config, write_tiny_text_encoder
     from synthmed.train.ldm import train_ldm
 
@@ -64,7 +64,7 @@ def mask_ldm(tmp_path_factory: pytest.TempPathFactory, mask_data: Path) -> Path:
     torch.set_num_threads(1)
     try:
         return train_ldm(tiny_train_config(mask_data, root / "model", write_tiny_text_encoder(root / "te"),
-                                           unet={"condition": "mask"}))
+                                           unet={"condition": "mask+head"}))
     finally:
         torch.set_num_threads(before)
 

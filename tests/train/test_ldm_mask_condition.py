@@ -1,4 +1,5 @@
-"""``unet.condition: mask``: a from-scratch LDM conditioned on text and the lesion mask, as an inpainting pipeline."""
+"""``unet.condition: mask | mask+head``: a from-scratch LDM conditioned on text, the lesion mask (and the head outline),
+saved as an inpainting pipeline."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from synthmed.train.ldm import train_ldm
 def test_saves_an_inpainting_pipeline_whose_unet_reads_the_mask_latent(mask_ldm: Path):
     from diffusers import UNet2DConditionModel
 
-    from synthmed.models.ldm import is_mask_conditioned_model
+    from synthmed.models.ldm import is_mask_conditioned_model, mask_condition_of
 
+    assert mask_condition_of(mask_ldm) == "mask+head"
     index = json.loads((mask_ldm / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionInpaintPipeline"
     unet = UNet2DConditionModel.from_pretrained(mask_ldm / "unet")
@@ -112,7 +114,7 @@ def test_vanilla_inpainting_pipeline_paints_around_the_mask_without_synthmed(mas
 def test_rows_without_masks_are_refused_before_training(disc_data: Path, tiny_text_encoder: Path, tmp_path: Path):
     out = tmp_path / "model"
     with pytest.raises(DataError, match="mask_file_name") as err:
-        train_ldm(tiny_train_config(disc_data, out, tiny_text_encoder, unet={"condition": "mask"}))
+        train_ldm(tiny_train_config(disc_data, out, tiny_text_encoder, unet={"condition": "mask+head"}))
     assert "metadata.jsonl" in str(err.value)
     assert not out.exists()
 
@@ -186,7 +188,33 @@ def test_shipped_config_is_the_demo_model_with_mask_conditioning(tmp_path: Path)
                           {"data": str(tmp_path), "out": str(tmp_path / "m")})
     demo = {s.name: s for s in load_pipeline_config(data=demo_pipeline(DemoConfig(out=tmp_path / "d"))).stages}
     settings = deep_merge(demo["train_ldm"].settings, {"data": str(tmp_path), "out": str(tmp_path / "m"),
-                                                       "unet": {"condition": "mask"}, "tensorboard": True})
-    assert shipped.unet.condition == "mask"
+                                                       "unet": {"condition": "mask+head"}, "tensorboard": True})
+    assert shipped.unet.condition == "mask+head"
     assert shipped.model_dump(exclude={"tensorboard"}) == LDMTrainConfig.model_validate(settings).model_dump(
         exclude={"tensorboard"})
+
+
+def test_a_lesion_only_model_takes_bare_mask_folders(mask_data: Path, tiny_text_encoder: Path, tmp_path: Path):
+    """``condition: mask`` draws its own head: its picture has no grey, and a folder of lesion masks is enough."""
+    import shutil
+
+    from synthmed.data.dataset import ImageDataset
+    from synthmed.generate.config import GenerateConfig
+    from synthmed.generate.run import generate
+    from synthmed.models.ldm import condition_picture, mask_condition_of, mask_pipeline_inputs
+
+    model = train_ldm(tiny_train_config(mask_data, tmp_path / "model", tiny_text_encoder, unet={"condition": "mask"}))
+    assert mask_condition_of(model) == "mask"
+    lesion = np.zeros((8, 8), bool)
+    lesion[2:4, 2:4] = True
+    assert set(np.unique(condition_picture(lesion)).tolist()) == {0, 255}
+    picture = np.asarray(mask_pipeline_inputs([lesion], None, channels=1)["image"][0])
+    assert np.array_equal(picture, condition_picture(lesion))
+    source = ImageDataset(mask_data)
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in (0, 1):
+        shutil.copy(mask_data / source.records[i].mask_file_name, folder / f"m{i}.png")
+    out = generate(GenerateConfig(model=str(model), out=tmp_path / "gen", masks=folder, prompts=["x"], steps=2,
+                                  progress=False))
+    assert len(ImageDataset(out)) == 2

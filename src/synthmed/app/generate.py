@@ -135,8 +135,8 @@ def generate_images(models: AppModels, prompt: str, requested: BrainMRIFindings 
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
     check_scheduler_name(scheduler)
-    mask_conditioned = models.mask_conditioned()
-    if mask_conditioned and requested is None:
+    condition = models.mask_condition()
+    if condition is not None and requested is None:
         raise ConfigError("this model draws each slice around a lesion mask taken from the form's findings; keep "
                           "the prompt the form writes (an edited prompt states no findings to draw a mask from)")
     pipe = models.pipeline(scheduler)
@@ -145,10 +145,10 @@ def generate_images(models: AppModels, prompt: str, requested: BrainMRIFindings 
     out: list[GeneratedImage] = []
     for i in range(n):
         s = image_seed(seed, i)
-        layout = lesion_layout(requested, size=side, seed=s) if mask_conditioned else None
+        layout = lesion_layout(requested, size=side, seed=s) if condition is not None else None
         ((image, extra),) = sample_images(pipe, [prompt], [s], steps=steps, guidance_scale=guidance_scale,
                                           noise=noise, lesions=[layout.lesion] if layout else None,
-                                          heads=[layout.head] if layout else None)
+                                          heads=[layout.head] if condition == "mask+head" else None)
         out.append(GeneratedImage(image, s, prompt, requested, extra=extra, sampling={
             "steps": steps, "guidance_scale": guidance_scale, "scheduler": scheduler},
             mask=layout.lesion if layout else None))

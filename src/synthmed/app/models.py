@@ -127,11 +127,11 @@ class AppModels:
         set_scheduler(pipe, scheduler)
         return pipe
 
-    def mask_conditioned(self) -> bool:
-        """Whether the generator paints lesions into given masks (``train ldm --condition mask``)."""
-        from synthmed.models.ldm import is_mask_conditioned_model
+    def mask_condition(self) -> str | None:
+        """``mask`` or ``mask+head`` when the generator paints lesions into given masks (``train ldm --condition``)."""
+        from synthmed.models.ldm import mask_condition_of
 
-        return is_mask_conditioned_model(self.require_generation().model)
+        return mask_condition_of(self.require_generation().model)
 
     def noise(self):
         from synthmed.generate.run import noise_model_for

@@ -38,8 +38,9 @@ def ldm_command(
         None, "--pretrained-autoencoder", help="A trained AutoencoderKL (folder, pipeline folder, or "
         "builtin:phantom-vae-128): stage 1 is skipped."),
     condition: str | None = typer.Option(
-        None, "--condition", help="text (default) or mask: condition on text and each row's lesion mask; the "
-        "model then paints lesions where a mask says (generate --masks / --masks-from-findings)."),
+        None, "--condition", help="text (default); mask: condition on text and each row's lesion mask; mask+head: "
+        "and on the head outline found in each image. The model then paints lesions where a mask says "
+        "(generate --masks / --masks-from-findings)."),
     seed: int | None = SEED,
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,

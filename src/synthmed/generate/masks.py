@@ -104,13 +104,13 @@ def output_size(cfg: GenerateConfig, files: list[Path] | None, pipe) -> tuple[in
 
 
 def check_heads_available(cfg: GenerateConfig, images: list[Path] | None) -> None:
-    """Refuse a run whose model needs head outlines (a mask-conditioned LDM) when the masks come without them.
+    """Refuse a run whose model needs head outlines (a ``mask+head`` LDM) when the masks come without them.
 
     Raises:
         ConfigError: ``--masks FOLDER`` of bare lesion masks.
     """
     if not cfg.masks_from_findings and images is None:
-        raise ConfigError(f"--masks {cfg.masks}: a mask-conditioned model draws each slice inside a head outline, "
+        raise ConfigError(f"--masks {cfg.masks}: this model (mask+head) draws each slice inside a head outline, "
                           "which a folder of lesion masks does not give; use a dataset (the head is found in each "
                           "row's image) or --masks-from-findings")
 

@@ -30,7 +30,7 @@ from synthmed.generate.config import GenerateConfig
 from synthmed.generate.pipeline import check_model_reference, load_pipeline, model_id
 from synthmed.generate.prompts import PromptSpec
 from synthmed.generate.schedulers import check_scheduler_name
-from synthmed.models.ldm import is_mask_conditioned_model, mask_pipeline_inputs
+from synthmed.models.ldm import mask_condition_of, mask_pipeline_inputs
 from synthmed.utils.device import resolve_device
 from synthmed.utils.outdir import first_argument, writes_to
 from synthmed.utils.provenance import provenance, write_json_atomic
@@ -79,7 +79,7 @@ def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, gui
 
     ``lesions`` (one (H, W) bool lesion mask per prompt) are the control images of a ControlNet
     pipeline (:func:`synthmed.generate.pipeline.with_controlnet`), or, with each image's head
-    outline (``heads``), the conditioning of a mask-conditioned model's inpainting pipeline
+    outline (``heads``, for a ``mask+head`` model), the conditioning of a mask-conditioned model's inpainting pipeline
     (:func:`synthmed.models.ldm.mask_pipeline_inputs`).
 
     Returns:
@@ -96,9 +96,7 @@ def sample_images(pipe, prompts: list[str], seeds: list[int], *, steps: int, gui
     if lesions is not None and hasattr(pipe, "controlnet"):
         kwargs["image"] = [masks.control_image(m) for m in lesions]
         kwargs["controlnet_conditioning_scale"] = controlnet_scale
-    elif lesions is not None:
-        if heads is None:
-            raise ConfigError("a mask-conditioned model needs each image's head outline beside its lesion mask")
+    elif lesions is not None:  # a mask-conditioned model (with head outlines when it was trained on them)
         kwargs.update(mask_pipeline_inputs(lesions, heads, pipe.vae.config.in_channels))
     images = pipe(prompt=list(prompts), num_inference_steps=steps, guidance_scale=guidance_scale, output_type="np",
                   generator=[torch.Generator("cpu").manual_seed(s) for s in seeds], **kwargs).images
@@ -168,7 +166,7 @@ def generate(config: GenerateConfig) -> Path:
     check_scheduler_name(cfg.scheduler)
     specs, mask_files, mask_images = masks.plan(cfg)
     conditioned = cfg.mask_conditioned
-    wants_heads = is_mask_conditioned_model(cfg.model)
+    wants_heads = mask_condition_of(cfg.model) == "mask+head"
     if wants_heads:
         masks.check_heads_available(cfg, mask_images)
     check_model_reference(cfg.model)

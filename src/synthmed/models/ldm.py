@@ -219,37 +219,46 @@ def save_pipeline(out: str | Path, **parts) -> Path:
     return out
 
 
-def is_mask_conditioned_model(model: str | Path) -> bool:
-    """Whether ``model`` is a folder of ``synthmed train ldm`` trained with ``unet.condition: mask``.
+def mask_condition_of(model: str | Path) -> str | None:
+    """``mask`` or ``mask+head`` for a folder of ``synthmed train ldm`` trained with that ``unet.condition``,
+    else None.
 
     Read from its ``synthmed.json``, so a real inpainting model (which has the same UNet layout
     but other semantics) is never mistaken for one.
     """
     record = Path(model) / "synthmed.json"
     if not record.is_file():
-        return False
+        return None
     try:
         info = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return False
-    return info.get("kind") == "ldm" and info.get("config", {}).get("unet", {}).get("condition") == "mask"
+        return None
+    condition = info.get("config", {}).get("unet", {}).get("condition") if info.get("kind") == "ldm" else None
+    return condition if condition in ("mask", "mask+head") else None
+
+
+def is_mask_conditioned_model(model: str | Path) -> bool:
+    """Whether ``model`` draws around given lesion masks (:func:`mask_condition_of`)."""
+    return mask_condition_of(model) is not None
 
 
 #: Grey levels of a mask-conditioned model's conditioning picture: air, head, lesion.
 CONDITION_LEVELS = (0, 128, 255)
 
 
-def condition_picture(lesion, head):
+def condition_picture(lesion, head=None):
     """(H, W) uint8 conditioning picture of a mask-conditioned model: black air, grey head, white lesion.
 
     Args:
         lesion: (H, W) bool lesion mask (empty: a slice without a lesion).
-        head: (H, W) bool head outline (:func:`synthmed.data.head_mask.head_mask`).
+        head: (H, W) bool head outline (:func:`synthmed.data.head_mask.head_mask`) for a ``mask+head``
+            model; None for a ``mask`` model (no grey).
     """
     import numpy as np
 
     air, inside, lesion_level = CONDITION_LEVELS
-    picture = np.where(np.asarray(head, dtype=bool), inside, air)
+    picture = np.where(np.asarray(head, dtype=bool), inside, air) if head is not None else np.full(
+        np.shape(lesion), air)
     return np.where(np.asarray(lesion, dtype=bool), lesion_level, picture).astype(np.uint8)
 
 
@@ -275,14 +284,15 @@ def mask_pipeline_inputs(lesions, heads, channels: int) -> dict:
     for a slice without a lesion.
 
     Args:
-        lesions, heads: (H, W) bool masks, one pair per image.
+        lesions: (H, W) bool lesion masks, one per image.
+        heads: Their (H, W) bool head outlines (a ``mask+head`` model), or None (a ``mask`` model).
         channels: The VAE's image channels.
     """
     import numpy as np
     from PIL import Image
 
     images, blanks = [], []
-    for lesion, head in zip(lesions, heads, strict=True):
+    for lesion, head in zip(lesions, heads if heads is not None else [None] * len(lesions), strict=True):
         picture = condition_picture(lesion, head)
         images.append(Image.fromarray(picture, mode="L") if channels == 1
                       else Image.fromarray(np.stack([picture] * channels, axis=-1), mode="RGB"))

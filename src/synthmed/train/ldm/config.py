@@ -78,11 +78,12 @@ class UNetTrainConfig(StageConfig):
                                         "run must learn the layout, so the demo leaves it off; MSDM uses 5")
     lesion_weight: float = Field(4.0, ge=0, description="extra loss weight on lesion pixels when every row has a "
                                  "mask: the error there counts (1 + lesion_weight) times; 0 turns it off (as MSDM)")
-    condition: Literal["text", "mask"] = Field(
+    condition: Literal["text", "mask", "mask+head"] = Field(
         "text", description="text: a text-to-image model; mask: text and the lesion mask (every training row needs "
-        "a mask; an empty mask is a healthy slice). The mask enters as the VAE latent of the mask picture, "
-        "concatenated to the noisy latent in the layout of diffusers' inpainting UNets, so the folder is a "
-        "StableDiffusionInpaintPipeline called with image=MASK, mask_image=BLACK (docs/mask-conditioning.md)")
+        "a mask; an empty mask is a healthy slice); mask+head: also the head outline found in each image. The "
+        "conditioning picture enters as its VAE latent, concatenated to the noisy latent in the layout of "
+        "diffusers' inpainting UNets, so the folder is a StableDiffusionInpaintPipeline called with "
+        "image=PICTURE, mask_image=BLACK (docs/mask-conditioning.md)")
     augment: IntensityAugment | None = Field(None, description="brightness/contrast augmentation (MSDM), as "
                                              "cached latent copies; None: off. No flips: prompts name sides")
     ema_decay: float | None = Field(0.999, gt=0, lt=1)

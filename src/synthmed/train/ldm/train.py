@@ -170,11 +170,12 @@ def _cached_latents(accelerator, cfg: LDMTrainConfig, vae, images: torch.Tensor,
     return mean, std, scale, mask_posterior
 
 
-def _sample_prompts(data: TrainingData, n: int) -> tuple[list[str], torch.Tensor, torch.Tensor | None]:
-    """``n`` training captions spread over the dataset, their images and their masks (None without)."""
+def _sample_prompts(data: TrainingData, n: int, heads: torch.Tensor | None):
+    """``n`` training captions spread over the dataset, their images, masks and ``heads`` (None where absent)."""
     n = min(n, len(data))
     idx = [round(i * (len(data) - 1) / max(1, n - 1)) for i in range(n)]
-    return [data.captions[i][0] for i in idx], data.images[idx], None if data.masks is None else data.masks[idx]
+    masks = None if data.masks is None else data.masks[idx]
+    return [data.captions[i][0] for i in idx], data.images[idx], masks, None if heads is None else heads[idx]
 
 
 @writes_to(first_argument("config", "out"))
@@ -209,9 +210,10 @@ def _train(cfg: LDMTrainConfig) -> Path:
     # Inputs first: a bad dataset fails before any model is loaded.
     data = load_training_data(cfg.data, resolution=cfg.resolution, split=cfg.split,
                               use_paraphrases=cfg.unet.use_paraphrases)
-    if cfg.unet.condition == "mask" and data.masks is None:
-        raise DataError("unet.condition: mask needs a lesion mask (mask_file_name) on every training row, an empty "
-                        "one for a slice without a lesion; some rows have none", Path(cfg.data) / "metadata.jsonl")
+    if cfg.unet.condition != "text" and data.masks is None:
+        raise DataError(f"unet.condition: {cfg.unet.condition} needs a lesion mask (mask_file_name) on every training "
+                        "row, an empty one for a slice without a lesion; some rows have none",
+                        Path(cfg.data) / "metadata.jsonl")
     data_hash = hash_dataset(cfg.data)
     from accelerate import Accelerator  # heavy imports only once the inputs are known to be good
     from accelerate.utils import ProjectConfiguration
@@ -279,12 +281,13 @@ def _train(cfg: LDMTrainConfig) -> Path:
         captions_per_image = data.captions * un.augment.copies
         masks = None if masks is None else masks.repeat(un.augment.copies, 1, 1, 1)
         latent_digest = hashlib.sha256((ae_digest + un.augment.model_dump_json()).encode()).hexdigest()
-    mask_conditioned = un.condition == "mask"
-    conditions = None
-    if mask_conditioned:  # each image's conditioning picture: its head outline and its lesion
-        conditions = mask_pictures(data.masks, head_masks(data.images), data.channels)
+    mask_conditioned = un.condition != "text"
+    conditions = heads = None
+    if mask_conditioned:  # each image's conditioning picture: its lesion (and head outline)
+        heads = head_masks(data.images) if un.condition == "mask+head" else torch.zeros_like(data.masks)
+        conditions = mask_pictures(data.masks, heads, data.channels)
         conditions = conditions.repeat(un.augment.copies, 1, 1, 1) if un.augment is not None else conditions
-        latent_digest = hashlib.sha256((latent_digest + "condition=mask+head").encode()).hexdigest()
+        latent_digest = hashlib.sha256((latent_digest + f"condition={un.condition}").encode()).hexdigest()
     mean, std, scale, mask_posterior = _cached_latents(accelerator, cfg, vae, images, len(data),
                                                        digest=latent_digest, conditions=conditions)
     vae.register_to_config(scaling_factor=scale)
@@ -316,8 +319,8 @@ def _train(cfg: LDMTrainConfig) -> Path:
                                 lesion_masks=masks, mask_posterior=mask_posterior)
     if un.lesion_weight > 0 and masks is None:
         logger.warning("lesion_weight=%g ignored: not every training row has a mask", un.lesion_weight)
-    prompts, real, real_masks = _sample_prompts(data, cfg.num_samples)
-    sample_conditions = (real_masks, head_masks(real)) if mask_conditioned else None
+    prompts, real, real_masks, real_heads = _sample_prompts(data, cfg.num_samples, heads)
+    sample_conditions = (real_masks, real_heads) if mask_conditioned else None
 
     def sample(step: int) -> None:
         sample_unet = copy.deepcopy(unet)
