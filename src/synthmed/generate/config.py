@@ -87,7 +87,7 @@ class GenerateConfig(BaseModel):
         mask_model = is_mask_conditioned_model(self.model)
         if conditioned and self.controlnet is None and not mask_model:
             raise ValueError("masks need a model that reads them: a controlnet (synthmed train controlnet) or a "
-                             "mask-conditioned model (synthmed train ldm with unet.condition: mask)")
+                             "mask-conditioned model (synthmed train ldm --condition mask or mask+head)")
         if self.controlnet is not None and mask_model:
             raise ValueError(f"model {self.model} is mask-conditioned itself; drop controlnet")
         if (self.controlnet is not None or mask_model) and not conditioned:

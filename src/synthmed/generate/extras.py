@@ -101,8 +101,8 @@ def _writer_and_pipe(cfg: _Common, *, inpaint: bool = False):
     from synthmed.models.ldm import is_mask_conditioned_model
 
     if is_mask_conditioned_model(cfg.model):
-        raise ConfigError(f"--model {cfg.model!r} is mask-conditioned (train ldm --condition mask): it paints lesions "
-                          "into given masks; use synthmed generate --masks or --masks-from-findings")
+        raise ConfigError(f"--model {cfg.model!r} is mask-conditioned (train ldm --condition mask[+head]): it paints "
+                          "lesions into given masks; use synthmed generate --masks or --masks-from-findings")
     device = resolve_device(cfg.device)
     pipe = load_pipeline(cfg.model, scheduler=cfg.scheduler, loras=cfg.loras, lora_scale=cfg.lora_scale,
                          embeddings=cfg.embeddings, device=device, prior=cfg.prior)
