@@ -120,19 +120,30 @@ def _caption_streaming(cap: object, records: list[DatasetRecord], input_for, cac
                 running[pool.submit(cap.caption, [item])] = (i, key)  # type: ignore[attr-defined]
                 return
 
-        for _ in range(2 * workers):
-            submit_next()
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                i, key = running.pop(future)
-                (res,) = future.result()
-                results[i] = res
-                if key is not None and not res.transient:
-                    cache.put(key, _to_cache(res))  # type: ignore[union-attr]
-                bar.update(1)
+        def keep(key: str | None, res: CaptionResult) -> None:
+            if key is not None and not res.transient:
+                cache.put(key, _to_cache(res))  # type: ignore[union-attr]
+
+        try:
+            for _ in range(2 * workers):
                 submit_next()
-            bar.set_postfix(cached=summary.cached, refresh=False)
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i, key = running.pop(future)
+                    (res,) = future.result()
+                    results[i] = res
+                    keep(key, res)
+                    bar.update(1)
+                    submit_next()
+                bar.set_postfix(cached=summary.cached, refresh=False)
+        finally:  # stopped by an error or an interrupt: cache what is still answered, so a rerun skips it
+            for future, (_, key) in running.items():
+                if not future.cancel():
+                    try:
+                        keep(key, future.result()[0])
+                    except BaseException:  # noqa: BLE001 - the original error is the one that propagates
+                        pass
     return [r for r in results if r is not None]
 
 
