@@ -31,6 +31,8 @@ def test_saves_an_inpainting_pipeline_whose_unet_reads_the_mask_latent(mask_ldm:
     assert (unet.config.in_channels, unet.config.out_channels) == (9, 4)
     assert is_mask_conditioned_model(mask_ldm)
     assert (mask_ldm / "samples" / "unet-step-0000006.png").is_file()
+    card = (mask_ldm / "README.md").read_text()
+    assert "## Conditioning image" in card and "head outline grey" in card and "mask_image=" in card
 
 
 def test_plain_ldm_is_not_mask_conditioned(trained_ldm: Path, tmp_path: Path):

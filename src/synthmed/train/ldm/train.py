@@ -368,6 +368,7 @@ def _train(cfg: LDMTrainConfig) -> Path:
                         "unet": sum(p.numel() for p in unet.parameters())},
             stages={"autoencoder": state.get("autoencoder"), "unet": state["unet"]},
             acquisition_noise=noise_model.summary() if noise_model is not None else None,
+            **({"conditioning": _conditioning_note(un.condition)} if mask_conditioned else {}),
             processes=world, wall_seconds=time.monotonic() - t_begin))
         save_state()
         card_after_training(cfg.out)
@@ -375,6 +376,14 @@ def _train(cfg: LDMTrainConfig) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return cfg.out
+
+
+def _conditioning_note(condition: str) -> str:
+    """How to call a mask-conditioned model (its model card's "Conditioning image" section)."""
+    head = ", the head outline grey (128)" if condition == "mask+head" else ""
+    return (f"`unet.condition: {condition}`. A `StableDiffusionInpaintPipeline` whose UNet reads a conditioning "
+            f"picture: call it with `image=` an L image, black (0) with the lesion white (255){head}, and "
+            "`mask_image=` an all-black image of the same size. An empty lesion asks for a slice without one.")
 
 
 def _fit_acquisition_noise(cfg: LDMTrainConfig, data: TrainingData) -> RicianNoise | None:
