@@ -51,3 +51,16 @@ def test_every_condition_is_trained_tested_and_compared(phantom_dir, disc_masks,
 def test_synthetic_conditions_need_synthetic_data(phantom_dir, tmp_path):
     with pytest.raises(DataError, match="needs a synthetic dataset"):
         evaluate_localization_tstr(_cfg(phantom_dir, None, tmp_path / "x.json", conditions=["tstr"]))
+
+
+def test_conditions_without_synthetic_pairs_are_reused_across_synthetic_sets(phantom_dir, disc_masks, tmp_path):
+    from synthmed.testing.ldm import write_disc_dataset
+
+    out = tmp_path / "tstr.json"
+    evaluate_localization_tstr(_cfg(phantom_dir, disc_masks, out, conditions=["trtr", "tstr"]))
+    trtr, tstr = (tmp_path / "tstr" / c / "model" / "model.safetensors" for c in ("TRTR", "TSTR"))
+    stamps = trtr.stat().st_mtime_ns, tstr.stat().st_mtime_ns
+    other = write_disc_dataset(tmp_path / "other", n=24, size=32, masks=True, seed=7)
+    evaluate_localization_tstr(_cfg(phantom_dir, other, out, conditions=["trtr", "tstr"]))
+    assert trtr.stat().st_mtime_ns == stamps[0]  # real pairs only: the same model
+    assert tstr.stat().st_mtime_ns != stamps[1]  # other synthetic pairs: trained again

@@ -195,7 +195,9 @@ def evaluate_localization_tstr(cfg: LocalizationTSTRConfig) -> LocalizationTSTRR
         data_hashes = {"real": hash_dataset(cfg.real), "synthetic": hash_dataset(cfg.synthetic) if synth else None}
         for name, images, masks, n_real, n_syn in _plan(cfg, real["train"], synth):
             logger.info("%s: %d real + %d synthetic training pairs", name, n_real, n_syn)
-            identity = {"condition": name, "n_real": n_real, "n_synthetic": n_syn, **data_hashes,
+            # A condition without synthetic pairs does not depend on them: it is reused across synthetic sets.
+            identity = {"condition": name, "n_real": n_real, "n_synthetic": n_syn, "real": data_hashes["real"],
+                        "synthetic": data_hashes["synthetic"] if n_syn else None,
                         **cfg.model_dump(mode="json", include={"steps", "batch_size", "model", "seed",
                                                                "low_fraction", "n_synthetic"})}
             model = _trained(cfg, name, images, masks, real["val"][:2], identity)
