@@ -45,7 +45,7 @@ from synthmed.train.ldm.loop import StagePlan, StageResult, run_stage
 from synthmed.train.ldm.optim import build_optimizer as build_adamw
 from synthmed.train.ldm.randomness import EpochSampler, derive_seed, stage_key, step_generator
 from synthmed.train.ldm.samples import make_grid, save_grid, to_unit
-from synthmed.train.ldm.unet import min_snr_weights, per_sample_mse
+from synthmed.train.ldm.unet import denoising_target, min_snr_weights, per_sample_mse
 from synthmed.utils.configs import dump_yaml
 from synthmed.utils.outdir import prepare_out_dir
 from synthmed.utils.provenance import provenance, write_json_atomic
@@ -153,12 +153,7 @@ def make_denoise_loss_fn(latents: LatentCache, item_rows: torch.Tensor, prompts_
             noise = noise + noise_offset * torch.randn((*z0.shape[:2], 1, 1), generator=g)
         z0, noise, timesteps = z0.to(device), noise.to(device), timesteps.to(device)
         noisy = noise_scheduler.add_noise(z0, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
-        if prediction_type == "sample":  # x0-prediction (the Kandinsky prior)
-            target = z0
-        elif prediction_type == "epsilon":
-            target = noise
-        else:
-            target = noise_scheduler.get_velocity(z0, noise, timesteps)
+        target = denoising_target(noise_scheduler, z0, noise, timesteps)
         pred = model(noisy, timesteps, prompts)
         weights = None if pixel_weights is None else pixel_weights[rows].to(device)
         per_sample = per_sample_mse(pred, target, weights)
@@ -324,7 +319,6 @@ def validation_loss(model: torch.nn.Module, held: HeldOut, noise_scheduler, *, s
     so the figure changes only with the weights and is comparable across steps and runs.
     """
     num_t = noise_scheduler.config.num_train_timesteps
-    prediction_type = noise_scheduler.config.prediction_type
     n = held.latents.mean.shape[1]
     conditioning = held.prompts_fn(torch.arange(n), torch.Generator().manual_seed(0))
     total, count = 0.0, 0
@@ -339,9 +333,7 @@ def validation_loss(model: torch.nn.Module, held: HeldOut, noise_scheduler, *, s
                 derive_seed(seed, stage_key("validation"), i, k))) for i in idx]).to(device)
             t = torch.full((len(idx),), int(frac * (num_t - 1)), dtype=torch.long, device=device)
             noisy = noise_scheduler.add_noise(z0, noise, t)
-            target = {"sample": z0, "epsilon": noise}.get(prediction_type)
-            target = noise_scheduler.get_velocity(z0, noise, t) if target is None else target
-            total += float(per_sample_mse(model(noisy, t, cond), target).sum())
+            total += float(per_sample_mse(model(noisy, t, cond), denoising_target(noise_scheduler, z0, noise, t)).sum())
             count += len(idx)
     model.train(was_training)
     return total / count

@@ -36,6 +36,16 @@ def min_snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float, pred
     return clipped / (snr + 1.0) if prediction_type == "v_prediction" else clipped / snr
 
 
+def denoising_target(noise_scheduler, z0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the network regresses under the scheduler's ``prediction_type``: z0, the noise, or v."""
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "sample":  # x0-prediction (the Kandinsky prior)
+        return z0
+    if prediction_type == "epsilon":
+        return noise
+    return noise_scheduler.get_velocity(z0, noise, timesteps)
+
+
 def lesion_pixel_weights(masks: torch.Tensor, latent_hw: tuple[int, int], weight: float) -> torch.Tensor:
     """(N, 1, h, w) latent-pixel loss weights ``1 + weight * lesion fraction`` from (N, 1, H, W) image masks."""
     return 1.0 + weight * torch.nn.functional.adaptive_avg_pool2d(masks.float(), latent_hw)
@@ -89,7 +99,7 @@ def diffusion_loss(model: torch.nn.Module, noise_scheduler, latents: torch.Tenso
     """
     prediction_type = noise_scheduler.config.prediction_type
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
-    target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+    target = denoising_target(noise_scheduler, latents, noise, timesteps)
     model_input = noisy if condition is None else torch.cat([noisy, condition], dim=1)
     pred = model(model_input, timesteps, encoder_hidden_states=embeddings).sample
     per_sample = per_sample_mse(pred, target, pixel_weights)
